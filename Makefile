@@ -1,0 +1,45 @@
+# attnserve: the two quick-start commands are `make serve` and `make test`.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+DEMO_REPO ?= model_repository
+
+.PHONY: install test lint format serve demo clean
+
+# The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q torch==$(TORCH_VERSION)
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PYTHON) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Rebuilt from scratch only when the model code changes, so versions never mix.
+MODEL_SOURCES := $(shell find models -name '*.py')
+
+$(DEMO_REPO)/.built: $(VENV)/.installed $(MODEL_SOURCES)
+	rm -rf $(DEMO_REPO)/shapes-classifier $(DEMO_REPO)/shapes-segmenter
+	$(VENV)/bin/attnserve demo build --repo $(DEMO_REPO)
+	touch $@
+
+demo: $(DEMO_REPO)/.built
+
+# Until the service lands (issue 3) this builds the demo repository and says so.
+serve: demo
+	@echo "Demo repository ready in $(DEMO_REPO)/; the HTTP service arrives with the service issue."
+
+clean:
+	rm -rf $(VENV) $(DEMO_REPO) .pytest_cache .ruff_cache

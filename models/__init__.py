@@ -1,0 +1,1 @@
+"""attnserve models: attention modules, architectures built from them, export and demo models."""

@@ -1,0 +1,166 @@
+"""``attnserve export``: write an architecture into a model repository, verified.
+
+Writes ``REPO/NAME/VERSION/model.pt`` and ``REPO/NAME/config.json``, then reloads the file
+the way the service will and refuses (removing what it wrote) unless both exported methods
+reproduce the eager model on random input.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from models.attention.base import name_attention_maps
+from models.repository.config import (
+    BatchingSpec,
+    InputSpec,
+    ModelConfig,
+    VersionInfo,
+    read_config,
+    write_config,
+)
+from models.repository.formats import TorchScriptFormat, sha256_of
+from models.repository.layout import config_path, next_version, version_dir
+from models.zoo import build_model, get_architecture
+from models.zoo.specs import ArchitectureSpec
+
+VERIFY_BATCH = 2
+VERIFY_ATOL = 1e-3
+VERIFY_RTOL = 1e-3
+
+
+class ExportError(RuntimeError):
+    """The export was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    architecture: str
+    repo: Path
+    name: str | None = None  # model name in the repository; default: the architecture's
+    version: int | None = None  # default: the next free version
+    input_size: tuple[int, int] | None = None  # default: the architecture's
+    labels: list[str] | None = None  # default: class_0 .. class_{n-1}
+    num_classes: int = 10
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    batching: BatchingSpec = field(default_factory=BatchingSpec)
+    metrics: dict[str, float] | None = None
+    description: str | None = None
+
+
+def load_weights(model: nn.Module, checkpoint: Path) -> None:
+    """Load a state dict, or a dict holding one under ``state_dict``; strict on keys."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ExportError(f"weights {checkpoint} do not fit the architecture: {error}") from None
+
+
+def check_round_trip(eager: nn.Module, path: Path, example: Tensor) -> list[str]:
+    """Reload ``path`` as the service does; both methods must match the eager model.
+
+    Returns the names of the attention maps the exported model produces."""
+    loaded = TorchScriptFormat().load(path, torch.device("cpu"))
+    with torch.inference_mode():
+        expected, expected_maps = eager.forward_with_maps(example)
+        got_plain = loaded(example)
+        got, got_maps = loaded.forward_with_maps(example)
+    problems = []
+    if sorted(got_maps) != sorted(expected_maps):
+        problems.append(f"map names differ: {sorted(got_maps)} vs {sorted(expected_maps)}")
+    pairs = [("forward", got_plain, expected), ("forward_with_maps", got, expected)]
+    pairs += [(f"map {k}", got_maps[k], v) for k, v in expected_maps.items() if k in got_maps]
+    for what, actual, wanted in pairs:
+        if actual.shape != wanted.shape or not torch.allclose(
+            actual, wanted, atol=VERIFY_ATOL, rtol=VERIFY_RTOL
+        ):
+            diff = (actual - wanted).abs().max().item() if actual.shape == wanted.shape else "-"
+            problems.append(
+                f"{what}: shapes {tuple(actual.shape)}/{tuple(wanted.shape)}, max abs diff {diff}"
+            )
+    if problems:
+        raise ExportError(
+            "exported model does not reproduce the eager model: " + "; ".join(problems)
+        )
+    return sorted(expected_maps)
+
+
+def default_config(spec: ArchitectureSpec, request: ExportRequest, name: str) -> ModelConfig:
+    height, width = request.input_size or spec.input_size
+    labels = request.labels or [f"class_{i}" for i in range(request.num_classes)]
+    input_spec = InputSpec(height=height, width=width)
+    if request.mean is not None and request.std is not None:
+        input_spec = InputSpec(height=height, width=width, mean=request.mean, std=request.std)
+    return ModelConfig(
+        name=name,
+        task=spec.task,
+        input=input_spec,
+        labels=labels,
+        batching=request.batching,
+        description=request.description or spec.description,
+    )
+
+
+def export_model(request: ExportRequest, model: nn.Module | None = None) -> ModelConfig:
+    """Export ``model`` (default: a fresh build of the architecture) and return its config.
+
+    A trained model can be handed in directly (the demo does); otherwise the architecture is
+    built for the labels' class count, and weights may be loaded into it by the caller."""
+    spec = get_architecture(request.architecture)
+    name = request.name or spec.name
+    config = default_config(spec, request, name)
+    if model is None:
+        model = build_model(spec, config.num_classes, (config.input.height, config.input.width))
+    model = model.eval()
+    name_attention_maps(model)
+    version = request.version or next_version(request.repo, name)
+    folder = version_dir(request.repo, name, version)
+    if folder.exists():
+        raise ExportError(f"{folder} exists already; choose another --version")
+    model_format = TorchScriptFormat()
+    path = folder / model_format.filename
+    example = torch.rand(VERIFY_BATCH, 3, config.input.height, config.input.width)
+    try:
+        model_format.save(model, example, path)
+        maps = check_round_trip(model, path, example)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    info = VersionInfo(
+        format=model_format.name,
+        file=model_format.filename,
+        architecture=spec.name,
+        torch_version=torch.__version__,
+        sha256=sha256_of(path),
+        exported_at=datetime.now(timezone.utc),
+        metrics=request.metrics or {},
+    )
+    config = config.model_copy(update={"attention_maps": maps})
+    path_of_config = config_path(request.repo, name)
+    if path_of_config.is_file():
+        config = merge_with_existing(read_config(path_of_config), config, folder)
+    write_config(config.with_version(version, info), path_of_config)
+    return config.with_version(version, info)
+
+
+def merge_with_existing(previous: ModelConfig, new: ModelConfig, folder: Path) -> ModelConfig:
+    """A new version joins a model only if it takes the same input and gives the same outputs:
+    versions share one config.json, so they must be interchangeable for a client."""
+    fields = ("task", "input", "labels", "attention_maps")
+    differing = [f for f in fields if getattr(previous, f) != getattr(new, f)]
+    if differing:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ExportError(
+            f"model {new.name!r} exists with a different {', '.join(differing)}; "
+            "export under another --name"
+        )
+    return previous

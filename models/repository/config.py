@@ -1,0 +1,120 @@
+"""The model configuration schema: written by ``attnserve export``, read by the service.
+
+It is the one place that says what a served model expects (input size, colour order,
+normalisation), what it returns (task, labels, attention maps) and how it is batched.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONFIG_FILENAME = "config.json"
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+Task = Literal["classification", "segmentation"]
+ColorOrder = Literal["RGB", "BGR"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one path segment of safe characters: it can never leave the repository."""
+    if not MODEL_NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"invalid model name {name!r}: use 1-64 letters, digits, '_', '-', '.', "
+            "starting with a letter or digit, and no '..'"
+        )
+    return name
+
+
+class InputSpec(StrictModel):
+    """How an image becomes the model's input tensor (B, 3, height, width), float32."""
+
+    height: int = Field(gt=0, le=4096)
+    width: int = Field(gt=0, le=4096)
+    color_order: ColorOrder = "RGB"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, std: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(std) <= 0:
+            raise ValueError("std values must be positive")
+        return std
+
+
+class BatchingSpec(StrictModel):
+    """Dynamic-batching defaults; the service's settings may override them."""
+
+    max_batch_size: int = Field(default=16, ge=1, le=1024)
+    max_queue_delay_ms: float = Field(default=5.0, ge=0, le=10_000)
+
+
+class VersionInfo(StrictModel):
+    """Export metadata of one version: what produced the file and how to check it."""
+
+    format: str = "torchscript"
+    file: str = "model.pt"
+    architecture: str
+    torch_version: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    exported_at: datetime
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelConfig(StrictModel):
+    name: str
+    task: Task
+    input: InputSpec
+    labels: list[str] = Field(min_length=1)
+    attention_maps: list[str] = Field(default_factory=list)
+    batching: BatchingSpec = BatchingSpec()
+    versions: dict[int, VersionInfo] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        return check_model_name(name)
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> ModelConfig:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        if any(version < 1 for version in self.versions):
+            raise ValueError("versions are positive integers")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def latest_version(self) -> int | None:
+        return max(self.versions) if self.versions else None
+
+    def with_version(self, version: int, info: VersionInfo) -> ModelConfig:
+        return self.model_copy(update={"versions": {**self.versions, version: info}})
+
+
+def read_config(path: Path) -> ModelConfig:
+    """Read and validate a config.json; raises ``pydantic.ValidationError`` or ``OSError``."""
+    return ModelConfig.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def write_config(config: ModelConfig, path: Path) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,43 @@
+"""Paths inside a model repository, resolved so that nothing can point outside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.repository.config import CONFIG_FILENAME, check_model_name
+
+
+def model_dir(repo: Path, name: str) -> Path:
+    """REPO/NAME, after checking NAME is a safe single path segment."""
+    return Path(repo) / check_model_name(name)
+
+
+def config_path(repo: Path, name: str) -> Path:
+    return model_dir(repo, name) / CONFIG_FILENAME
+
+
+def version_dir(repo: Path, name: str, version: int) -> Path:
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    return model_dir(repo, name) / str(version)
+
+
+def existing_versions(repo: Path, name: str) -> list[int]:
+    """Version folders present on disk, ascending."""
+    folder = model_dir(repo, name)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def next_version(repo: Path, name: str) -> int:
+    versions = existing_versions(repo, name)
+    return versions[-1] + 1 if versions else 1
+
+
+def model_names(repo: Path) -> list[str]:
+    """Folders of the repository that hold a config.json, sorted."""
+    root = Path(repo)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILENAME).is_file())

@@ -1,0 +1,1 @@
+"""attnserve service: the HTTP inference server and the ``attnserve`` command line."""

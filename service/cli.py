@@ -1,0 +1,87 @@
+"""The ``attnserve`` command line: ``export`` and ``demo build`` (``serve`` arrives with the
+service). Each subcommand parses its arguments and hands over to the package that does the
+work; failures print one line and exit non-zero, never a traceback for a user error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_REPO = Path("model_repository")
+
+
+def add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export a zoo architecture into a repository")
+    parser.add_argument("architecture", metavar="NAME", help="registered architecture name")
+    parser.add_argument("--repo", type=Path, required=True, help="model repository folder")
+    parser.add_argument("--name", help="model name in the repository (default: NAME)")
+    parser.add_argument("--version", type=int, help="version number (default: next free)")
+    parser.add_argument("--weights", type=Path, help="checkpoint (state dict) to load")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--labels", help="comma-separated class labels (sets the class count)")
+    parser.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from models.export import ExportRequest, export_model, load_weights
+    from models.zoo import build_model, get_architecture
+
+    labels = args.labels.split(",") if args.labels else None
+    request = ExportRequest(
+        architecture=args.architecture,
+        repo=args.repo,
+        name=args.name,
+        version=args.version,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        labels=labels,
+        num_classes=len(labels) if labels else args.num_classes,
+    )
+    model = None
+    if args.weights is not None:
+        spec = get_architecture(args.architecture)
+        model = build_model(spec, request.num_classes, request.input_size)
+        load_weights(model, args.weights)
+    config = export_model(request, model)
+    version = config.latest_version
+    print(f"exported {config.name} version {version} to {args.repo / config.name / str(version)}")
+    print(f"attention maps: {', '.join(config.attention_maps) or '(none)'}")
+
+
+def add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="demo models trained on generated shapes")
+    demo = parser.add_subparsers(dest="demo_command", required=True)
+    build = demo.add_parser("build", help="train and export the demo classifier and segmenter")
+    build.add_argument("--repo", type=Path, default=DEFAULT_REPO)
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(run=run_demo_build)
+
+
+def run_demo_build(args: argparse.Namespace) -> None:
+    from models.demo.build import build_demo_repository
+
+    build_demo_repository(args.repo, seed=args.seed, log=print)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attnserve", description=__doc__.split("\n")[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_export(subparsers)
+    add_demo(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"attnserve {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The config schema refuses what the service could not serve safely."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from models.repository.config import InputSpec, ModelConfig, VersionInfo, read_config, write_config
+from models.repository.layout import existing_versions, model_dir, model_names, next_version
+
+
+def config(**overrides: object) -> ModelConfig:
+    fields = {
+        "name": "m",
+        "task": "classification",
+        "input": InputSpec(height=8, width=8),
+        "labels": ["a", "b"],
+    }
+    return ModelConfig.model_validate({**fields, **overrides})
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "..", "", ".hidden", "x" * 65, "a b"])
+def test_unsafe_model_names_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="invalid model name"):
+        config(name=name)
+    with pytest.raises(ValueError, match="invalid model name"):
+        model_dir(Path("/repo"), name)
+
+
+def test_schema_refuses_bad_values() -> None:
+    with pytest.raises(ValidationError, match="unique"):
+        config(labels=["a", "a"])
+    with pytest.raises(ValidationError, match="task"):
+        config(task="detection")
+    with pytest.raises(ValidationError, match="std"):
+        config(input={"height": 8, "width": 8, "std": [1, 0, 1]})
+    with pytest.raises(ValidationError, match="extra"):
+        config(colour="red")
+
+
+def test_write_then_read_round_trips_and_versions_are_found(tmp_path: Path) -> None:
+    info = VersionInfo(
+        architecture="x",
+        torch_version="2.13.0",
+        sha256="0" * 64,
+        exported_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )
+    original = config(name="m").with_version(3, info)
+    (tmp_path / "m" / "3").mkdir(parents=True)
+    (tmp_path / "m" / "not-a-version").mkdir()
+    write_config(original, tmp_path / "m" / "config.json")
+    assert read_config(tmp_path / "m" / "config.json") == original
+    assert original.latest_version == 3
+    assert existing_versions(tmp_path, "m") == [3]
+    assert next_version(tmp_path, "m") == 4
+    assert next_version(tmp_path, "fresh") == 1
+    assert model_names(tmp_path) == ["m"]

@@ -1,0 +1,218 @@
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from models.attention.base import name_attention_maps
+from models.attention.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+from models.attention.transformer_stack import TransformerDecoder, TransformerEncoder
+from tests.models.checks import (
+    assert_batch_independent,
+    assert_close,
+    assert_fast_equals_explicit,
+    assert_is_distribution,
+    assert_scripted_matches_eager,
+    randomise_,
+)
+
+C, HEADS, FF = 16, 4, 24
+
+
+@pytest.fixture(autouse=True)
+def _plain_jit_interpreter():
+    """The profiling executor spends about a second re-optimising every scripted MHA graph on
+    its first runs; the equality checks do not need that, so the tests stay fast without it."""
+    with torch.jit.optimized_execution(False):
+        yield
+
+
+def mha(attn: nn.MultiheadAttention, query: Tensor, key: Tensor, value: Tensor):
+    """Multi-head attention with explicit matmuls: per head softmax(q k^T / sqrt(d)) v over the
+    keys, heads concatenated, then out_proj. Returns (output, weights (B, h, Nq, Nk))."""
+    b, nq, nk, d = query.shape[0], query.shape[1], key.shape[1], C // HEADS
+    wq, wk, wv = attn.in_proj_weight.split(C)
+    bq, bk, bv = attn.in_proj_bias.split(C)
+    q = (query @ wq.t() + bq).reshape(b, nq, HEADS, d).transpose(1, 2)
+    k = (key @ wk.t() + bk).reshape(b, nk, HEADS, d).transpose(1, 2)
+    v = (value @ wv.t() + bv).reshape(b, nk, HEADS, d).transpose(1, 2)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+    out = (weights @ v).transpose(1, 2).reshape(b, nq, C)
+    return out @ attn.out_proj.weight.t() + attn.out_proj.bias, weights
+
+
+def ffn(layer: nn.Module, x: Tensor, act=torch.relu) -> Tensor:
+    return act(x @ layer.linear1.weight.t() + layer.linear1.bias) @ layer.linear2.weight.t() + (
+        layer.linear2.bias
+    )
+
+
+def encoder_layer_formula(layer: TransformerEncoderLayer, src: Tensor, pos: Tensor, act):
+    """Seed 004 forward_post / forward_pre (eval: dropout is the identity); pos on q, k only."""
+    if layer.normalize_before:
+        src2 = layer.norm1(src)
+        attended, weights = mha(layer.self_attn, src2 + pos, src2 + pos, src2)
+        src = src + attended
+        return src + ffn(layer, layer.norm2(src), act), weights
+    attended, weights = mha(layer.self_attn, src + pos, src + pos, src)
+    src = layer.norm1(src + attended)
+    return layer.norm2(src + ffn(layer, src, act)), weights
+
+
+def decoder_layer_formula(layer: TransformerDecoderLayer, tgt, memory, pos, query_pos):
+    """Seed 004 decoder forward_post / forward_pre in eval mode."""
+    if layer.normalize_before:
+        t2 = layer.norm1(tgt)
+        attended, self_w = mha(layer.self_attn, t2 + query_pos, t2 + query_pos, t2)
+        tgt = tgt + attended
+        t2 = layer.norm2(tgt)
+        attended, cross_w = mha(layer.multihead_attn, t2 + query_pos, memory + pos, memory)
+        tgt = tgt + attended
+        return tgt + ffn(layer, layer.norm3(tgt)), self_w, cross_w
+    attended, self_w = mha(layer.self_attn, tgt + query_pos, tgt + query_pos, tgt)
+    tgt = layer.norm1(tgt + attended)
+    attended, cross_w = mha(layer.multihead_attn, tgt + query_pos, memory + pos, memory)
+    tgt = layer.norm2(tgt + attended)
+    return layer.norm3(tgt + ffn(layer, tgt)), self_w, cross_w
+
+
+@pytest.mark.parametrize("pre", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_layer_matches_seed_formula(pre: bool, activation: str) -> None:
+    layer = TransformerEncoderLayer(C, HEADS, FF, activation=activation, normalize_before=pre)
+    layer = randomise_(layer)
+    src, pos = torch.randn(3, 7, C), torch.randn(3, 7, C)
+    act = torch.relu if activation == "relu" else nn.functional.gelu
+    expected, weights = encoder_layer_formula(layer, src, pos, act)
+    out, maps = layer.forward_with_maps(src, pos)
+    assert_close(out, expected)
+    assert_close(layer(src, pos), expected)
+    assert maps["attention"].shape == (3, 7)
+    assert_is_distribution(maps["attention"])
+    assert_close(maps["attention"], weights.mean(dim=(1, 2)))
+    # pos must reach q and k only: putting it into the values too gives another result.
+    wrong, _ = mha(layer.self_attn, src + pos, src + pos, src + pos)
+    assert not torch.allclose(wrong, mha(layer.self_attn, src + pos, src + pos, src)[0])
+
+
+@pytest.mark.parametrize("pre", [False, True])
+def test_decoder_layer_matches_seed_formula(pre: bool) -> None:
+    layer = randomise_(TransformerDecoderLayer(C, HEADS, FF, normalize_before=pre))
+    tgt, query_pos = torch.randn(2, 5, C), torch.randn(2, 5, C)
+    memory, pos = torch.randn(2, 9, C), torch.randn(2, 9, C)
+    expected, self_w, cross_w = decoder_layer_formula(layer, tgt, memory, pos, query_pos)
+    out, maps = layer.forward_with_maps(tgt, memory, pos, query_pos)
+    assert_close(out, expected)
+    assert_close(layer(tgt, memory, pos, query_pos), expected)
+    assert maps["self_attention"].shape == (2, 5)
+    assert maps["cross_attention"].shape == (2, 9)
+    assert_close(maps["self_attention"], self_w.mean(dim=(1, 2)))
+    assert_close(maps["cross_attention"], cross_w.mean(dim=(1, 2)))
+    for value in maps.values():
+        assert_is_distribution(value)
+
+
+@pytest.mark.parametrize("pre", [False, True])
+def test_layers_scripted_batched_and_fast_path_agree(pre: bool) -> None:
+    enc = randomise_(TransformerEncoderLayer(C, HEADS, FF, normalize_before=pre))
+    src, pos = torch.randn(8, 6, C), torch.randn(8, 6, C)
+    assert_scripted_matches_eager(enc, src, pos)
+    for inputs in ((src, pos), (src,)):
+        assert_batch_independent(enc, *inputs)
+        assert_fast_equals_explicit(enc, *inputs)
+    assert_close(enc(src), enc(src, torch.zeros_like(src)))
+    dec = randomise_(TransformerDecoderLayer(C, HEADS, FF, normalize_before=pre))
+    tgt, query_pos = torch.randn(8, 3, C), torch.randn(8, 3, C)
+    assert_scripted_matches_eager(dec, tgt, src, pos, query_pos)
+    for inputs in ((tgt, src, pos, query_pos), (tgt, src)):
+        assert_batch_independent(dec, *inputs)
+        assert_fast_equals_explicit(dec, *inputs)
+
+
+@pytest.mark.parametrize("pre", [False, True])
+def test_encoder_stacks_layers_and_names_maps(pre: bool) -> None:
+    enc = randomise_(
+        TransformerEncoder(
+            C, num_layers=3, num_heads=HEADS, dim_feedforward=FF, normalize_before=pre
+        )
+    )
+    assert (enc.norm is not None) == pre
+    src, pos = torch.randn(8, 5, C), torch.randn(8, 5, C)
+    expected = src
+    for layer in enc.layers:
+        expected = layer(expected, pos)
+    if pre:
+        expected = enc.norm(expected)
+    out, maps = enc.forward_with_maps(src, pos)
+    assert_close(out, expected)
+    assert (
+        sorted(maps)
+        == sorted(name_attention_maps(enc))
+        == [f"layers.{i}.attention" for i in range(3)]
+    )
+    for value in maps.values():
+        assert value.shape == (8, 5)
+        assert_is_distribution(value)
+    assert_scripted_matches_eager(enc, src, pos)
+    assert_batch_independent(enc, src, pos)
+    assert_fast_equals_explicit(enc, src, pos)
+
+
+def test_decoder_final_norm_and_intermediate_stack() -> None:
+    kwargs = dict(num_layers=3, num_heads=HEADS, dim_feedforward=FF)
+    dec = randomise_(TransformerDecoder(C, return_intermediate=True, **kwargs))
+    plain = TransformerDecoder(C, **kwargs).eval()
+    plain.load_state_dict(dec.state_dict())
+    tgt, memory = torch.zeros(8, 4, C), torch.randn(8, 6, C)
+    pos, query_pos = torch.randn(8, 6, C), torch.randn(8, 4, C)
+    stack, maps = dec.forward_with_maps(tgt, memory, pos, query_pos)
+    assert stack.shape == (3, 8, 4, C)
+    expected, out = [], tgt
+    for layer in dec.layers:
+        out = layer(out, memory, pos, query_pos)
+        expected.append(dec.norm(out))
+    assert_close(stack, torch.stack(expected))
+    assert_close(plain(tgt, memory, pos, query_pos), expected[-1])
+    assert sorted(maps) == sorted(name_attention_maps(dec))
+    assert len(maps) == 6 and "layers.2.cross_attention" in maps
+    for module in (dec, plain):
+        assert_scripted_matches_eager(module, tgt, memory, pos, query_pos)
+        assert_fast_equals_explicit(module, tgt, memory, pos, query_pos)
+    assert_batch_independent(plain, tgt, memory, pos, query_pos)
+    with torch.no_grad():  # the stack is (L, B, Q, C): the batch is its second axis
+        alone, _ = dec.forward_with_maps(tgt[5:6], memory[5:6], pos[5:6], query_pos[5:6])
+    assert_close(stack[:, 5:6].detach(), alone)
+
+
+def test_enclosing_architecture_reprefixes_layer_maps() -> None:
+    class Detector(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = TransformerEncoder(C, num_layers=2, num_heads=HEADS, dim_feedforward=FF)
+            self.decoder = TransformerDecoder(C, num_layers=2, num_heads=HEADS, dim_feedforward=FF)
+
+    model = Detector().eval()
+    names = name_attention_maps(model)
+    src, tgt = torch.randn(2, 5, C), torch.randn(2, 3, C)
+    memory, enc_maps = model.encoder.forward_with_maps(src)
+    _, dec_maps = torch.jit.script(model.decoder).forward_with_maps(tgt, memory)
+    assert sorted(names) == sorted([*enc_maps, *dec_maps])
+    assert "encoder.layers.1.attention" in enc_maps
+    assert "decoder.layers.0.self_attention" in dec_maps
+
+
+def test_invalid_arguments_and_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        TransformerEncoderLayer(10, num_heads=4)
+    with pytest.raises(ValueError, match="glu"):
+        TransformerDecoderLayer(8, num_heads=2, activation="glu")
+    with pytest.raises(ValueError, match="dropout"):
+        TransformerEncoder(8, num_heads=2, dropout=1.0)
+    with pytest.raises(ValueError, match="num_layers"):
+        TransformerDecoder(8, num_layers=0, num_heads=2)
+    layer = TransformerEncoderLayer(8, num_heads=2, dim_feedforward=8)
+    with pytest.raises(ValueError, match="batch-first"):
+        layer(torch.randn(2, 8, 3, 3))
+    dec = TransformerDecoderLayer(8, num_heads=2, dim_feedforward=8)
+    with pytest.raises(ValueError, match="memory"):
+        dec(torch.randn(2, 3, 8), torch.randn(2, 3, 4))
