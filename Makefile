@@ -37,9 +37,9 @@ $(DEMO_REPO)/.built: $(VENV)/.installed $(MODEL_SOURCES)
 
 demo: $(DEMO_REPO)/.built
 
-# Until the service lands (issue 3) this builds the demo repository and says so.
+# Serves the demo models on http://127.0.0.1:8000 (ATTNSERVE_* variables apply).
 serve: demo
-	@echo "Demo repository ready in $(DEMO_REPO)/; the HTTP service arrives with the service issue."
+	$(VENV)/bin/attnserve serve --repo $(DEMO_REPO)
 
 clean:
 	rm -rf $(VENV) $(DEMO_REPO) .pytest_cache .ruff_cache

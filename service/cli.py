@@ -1,6 +1,7 @@
-"""The ``attnserve`` command line: ``export`` and ``demo build`` (``serve`` arrives with the
-service). Each subcommand parses its arguments and hands over to the package that does the
-work; failures print one line and exit non-zero, never a traceback for a user error."""
+"""The ``attnserve`` command line: ``serve``, ``export`` and ``demo build``.
+
+Each subcommand parses its arguments and hands over to the package that does the work;
+failures print one line and exit non-zero, never a traceback for a user error."""
 
 from __future__ import annotations
 
@@ -65,11 +66,31 @@ def run_demo_build(args: argparse.Namespace) -> None:
     build_demo_repository(args.repo, seed=args.seed, log=print)
 
 
+def add_serve(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve a model repository over HTTP (flags override ATTNSERVE_* variables)"
+    )
+    parser.add_argument("--repo", type=Path, help="model repository (default: the demo one)")
+    parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default 8000)")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from service.server import serve
+    from service.settings import Settings
+
+    flags = {k: getattr(args, k) for k in ("repo", "host", "port", "device")}
+    serve(Settings(**{k: v for k, v in flags.items() if v is not None}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnserve", description=__doc__.split("\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_export(subparsers)
     add_demo(subparsers)
+    add_serve(subparsers)
     return parser
 
 

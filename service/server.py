@@ -1,0 +1,69 @@
+"""Running the app under uvicorn with a graceful drain on SIGTERM/SIGINT.
+
+The first signal turns readiness to 503 and refuses new inference requests at once; the
+process keeps listening until every admitted request is answered (or ``drain_timeout_s``
+passes), then uvicorn stops and the lifespan closes the models. Exit code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from models.repository.layout import model_names
+from service.app import create_app
+from service.settings import Settings
+from service.state import AppState
+
+log = logging.getLogger("attnserve")
+
+DEMO_REPO = Path("model_repository")
+DRAIN_POLL_S = 0.02
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.state.draining:  # a second signal: stop now
+            super().handle_exit(sig, frame)
+            return
+        self.state.draining = True
+        log.info("signal %d: draining (readiness 503), then exiting", sig)
+        threading.Thread(target=self._exit_when_drained, daemon=True).start()
+
+    def _exit_when_drained(self) -> None:
+        """Then a normal stop: not re-raising the signal, so the exit code is 0."""
+        deadline = time.monotonic() + self.state.settings.drain_timeout_s
+        while self.state.inflight > 0 and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_S)
+        self.should_exit = True
+
+
+def resolve_repo(settings: Settings) -> Path:
+    """The configured repository, or the demo repository (built first if it is absent)."""
+    if settings.repo is not None:
+        return settings.repo
+    if not {"shapes-classifier", "shapes-segmenter"} <= set(model_names(DEMO_REPO)):
+        from models.demo.build import build_demo_repository
+
+        log.warning("no --repo given and no demo repository: building it in %s", DEMO_REPO)
+        build_demo_repository(DEMO_REPO)
+    return DEMO_REPO
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    app = create_app(settings, resolve_repo(settings))
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+    )  # fmt: skip
+    DrainingServer(config, app.state.attnserve).run()

@@ -1,0 +1,48 @@
+"""Service settings: every option from ``attnserve serve`` flags or ``ATTNSERVE_*`` variables.
+
+Defaults suit one container with a few CPU cores; the README lists each with its default.
+Batching values left unset here fall back to each model's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", frozen=True)
+
+    repo: Path | None = Field(
+        default=None, description="model repository; unset: the demo repository (built if absent)"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    num_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0: torch's")
+
+    max_batch_size: int | None = Field(default=None, ge=1, le=1024)
+    max_queue_delay_ms: float | None = Field(default=None, ge=0, le=10_000)
+    max_queue_size: int = Field(default=256, ge=1)
+    timeout_ms: float = Field(default=10_000, gt=0, description="default request deadline")
+    preprocess_workers: int = Field(default=2, ge=1, description="decode/pre-process threads")
+
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_files_per_request: int = Field(default=64, ge=1)
+
+    api_key: SecretStr | None = Field(default=None, description="enables management endpoints")
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device in ("auto", "cpu", "cuda") or (
+            device.startswith("cuda:") and device[5:].isdigit()
+        ):
+            return device
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")

@@ -1,0 +1,37 @@
+"""Servers shared by the HTTP tests: one on the demo repository, one on the fault repository."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import DemoBuild
+from tests.service.fake_models import build_fault_repository
+from tests.service.server import Server, running_server
+
+API_KEY = "test-key-5f3a"
+UPLOAD_LIMIT = 200_000
+
+
+@pytest.fixture(scope="session")
+def demo_server(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with running_server(demo_build.repo, tmp_path_factory.mktemp("demo-logs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_repo(tmp_path_factory: pytest.TempPathFactory):
+    return build_fault_repository(tmp_path_factory.mktemp("faults"))
+
+
+@pytest.fixture(scope="session")
+def fault_server(fault_repo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "ATTNSERVE_MAX_QUEUE_SIZE": "4",
+        "ATTNSERVE_API_KEY": API_KEY,
+        "ATTNSERVE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+    }
+    logs = tmp_path_factory.mktemp("fault-logs")
+    with running_server(fault_repo, logs, env, wait="loaded") as server:
+        yield server

@@ -1,0 +1,115 @@
+"""Small TorchScript models with known behaviour, written into a repository for the service
+tests: one that fails on marked inputs, one that is slow on purpose, and broken entries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from models.repository.config import (
+    BatchingSpec,
+    InputSpec,
+    ModelConfig,
+    VersionInfo,
+    read_config,
+    write_config,
+)
+from models.repository.formats import TorchScriptFormat, sha256_of
+
+SIZE = 8
+#: After normalisation a pure white pixel is (1 - 0.5) / 0.25 = 2: the fault marker.
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+POISON_THRESHOLD = 1.9
+
+
+class Faulty(nn.Module):
+    """Two classes from the mean colour; raises for an all-white image (and only for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.threshold = POISON_THRESHOLD
+
+    def _check(self, x: Tensor) -> None:
+        if bool((x.mean(dim=(1, 2, 3)) > self.threshold).any()):
+            raise ValueError("poisoned input: an all-white image")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+    @torch.jit.export
+    def forward_with_maps(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        self._check(x)
+        return self.fc(x.mean(dim=(2, 3))), {"energy": x.abs().mean(dim=1)}
+
+
+class Slow(nn.Module):
+    """A classifier that spends a fixed amount of compute per batch: ``rounds`` dense
+    ``width`` x ``width`` matmuls (the same work whatever the batch size)."""
+
+    def __init__(self, rounds: int, width: int = 1024) -> None:
+        super().__init__()
+        self.rounds = rounds
+        generator = torch.Generator().manual_seed(0)
+        self.weight = nn.Parameter(torch.randn(width, width, generator=generator) / width**0.5)
+        self.fc = nn.Linear(3, 2)
+
+    def _burn(self, x: Tensor) -> Tensor:
+        # depends on the input, and its trip count on the input's shape, so that freezing can
+        # neither fold the loop into a constant nor unroll it
+        state = torch.tanh(self.weight * (1.0 + x.mean() * 1e-9))
+        for _ in range(self.rounds * x.shape[1] // 3):
+            state = torch.tanh(state @ self.weight)
+        return self.fc(x.mean(dim=(2, 3))) + state.mean() * 1e-9
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._burn(x)
+
+    @torch.jit.export
+    def forward_with_maps(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        return self._burn(x), {"energy": x.abs().mean(dim=1)}
+
+
+def write_model(
+    repo: Path, name: str, model: nn.Module, max_batch_size: int = 8, delay_ms: float = 2.0
+) -> Path:
+    path = repo / name / "1" / "model.pt"
+    TorchScriptFormat().save(model.eval(), torch.zeros(1, 3, SIZE, SIZE), path)
+    info = VersionInfo(
+        architecture=type(model).__name__,
+        torch_version=torch.__version__,
+        sha256=sha256_of(path),
+        exported_at=datetime.now(timezone.utc),
+    )
+    config = ModelConfig(
+        name=name,
+        task="classification",
+        input=InputSpec(height=SIZE, width=SIZE, mean=MEAN, std=STD),
+        labels=["dark", "light"],
+        attention_maps=["energy"],
+        batching=BatchingSpec(max_batch_size=max_batch_size, max_queue_delay_ms=delay_ms),
+    ).with_version(1, info)
+    write_config(config, repo / name / "config.json")
+    return path
+
+
+def build_fault_repository(repo: Path, slow_rounds: int = 60) -> Path:
+    """faulty, slow, a truncated model file, a config that is not JSON, a non-TorchScript file."""
+    write_model(repo, "faulty", Faulty())
+    write_model(repo, "slow", Slow(slow_rounds), max_batch_size=4)
+    truncated = write_model(repo, "truncated", Faulty())
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    not_torchscript = write_model(repo, "not-torchscript", Faulty())
+    not_torchscript.write_bytes(b"this is not a TorchScript archive")
+    # a matching sha256, so that loading itself (not the checksum) is what fails
+    config = read_config(repo / "not-torchscript" / "config.json")
+    info = config.versions[1].model_copy(update={"sha256": sha256_of(not_torchscript)})
+    write_config(config.with_version(1, info), repo / "not-torchscript" / "config.json")
+    (repo / "garbage").mkdir()
+    (repo / "garbage" / "config.json").write_text("{not json")
+    return repo
