@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -24,6 +25,7 @@ from service.errors import ServiceError
 from service.metrics import Metrics
 from service.middleware import RequestMetrics
 from service.model_store import ModelStore
+from service.request_context import RequestContext
 from service.runtime import resolve_device
 from service.settings import Settings
 from service.state import AppState
@@ -115,4 +117,10 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     if settings.api_key is not None:
         app.include_router(management.router)
     app.add_middleware(RequestMetrics, state=state)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["*"], expose_headers=["X-Request-ID", "Retry-After"],
+        )  # fmt: skip
+    app.add_middleware(RequestContext)  # outermost: every log line has the request id
     return app

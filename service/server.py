@@ -17,6 +17,7 @@ import uvicorn
 
 from models.repository.layout import model_names
 from service.app import create_app
+from service.logs import configure_logging
 from service.settings import Settings
 from service.state import AppState
 
@@ -60,10 +61,11 @@ def resolve_repo(settings: Settings) -> Path:
 
 
 def serve(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     app = create_app(settings, resolve_repo(settings))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        log_config=None, access_log=False,  # service.request_context logs each request
         timeout_graceful_shutdown=settings.drain_timeout_s,
     )  # fmt: skip
     DrainingServer(config, app.state.attnserve).run()

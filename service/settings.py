@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(default=None, description="enables management endpoints")
     drain_timeout_s: float = Field(default=30.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(default="text", description="json: JSON lines")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="CORS allowed origins (JSON list); empty: CORS off"
+    )
 
     @field_validator("device")
     @classmethod
