@@ -10,6 +10,7 @@ from tests.service.server import Server, running_server
 
 API_KEY = "test-key-5f3a"
 UPLOAD_LIMIT = 200_000
+CORS_ORIGIN = "http://dashboard.example"
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +32,8 @@ def fault_server(fault_repo, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "ATTNSERVE_MAX_QUEUE_SIZE": "4",
         "ATTNSERVE_API_KEY": API_KEY,
         "ATTNSERVE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "ATTNSERVE_CORS_ORIGINS": f'["{CORS_ORIGIN}"]',
+        "ATTNSERVE_LOG_FORMAT": "json",
     }
     logs = tmp_path_factory.mktemp("fault-logs")
     with running_server(fault_repo, logs, env, wait="loaded") as server:
