@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 DEMO_REPO ?= model_repository
 
-.PHONY: install test lint format serve demo clean
+.PHONY: install tools test lint format serve demo bench loadtest k8s-validate clean
 
 # The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -16,7 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+# promtool/prometheus (Debian package, unpacked), tsc + @grafana/schema (npm): for tests/docker
+tools: install
+	bash docker/ci/install-tools.sh $(VENV)
+
+test: tools
 	$(PYTHON) -m pytest
 
 lint: install
@@ -40,6 +44,13 @@ demo: $(DEMO_REPO)/.built
 # Serves the demo models on http://127.0.0.1:8000 (ATTNSERVE_* variables apply).
 serve: demo
 	$(VENV)/bin/attnserve serve --repo $(DEMO_REPO)
+
+# Against a running `make serve` (another shell); HOST=... to aim elsewhere. Web UI on :8089.
+loadtest: install
+	$(VENV)/bin/locust -f docker/locust/locustfile.py --host $${HOST:-http://127.0.0.1:8000}
+
+k8s-validate: install
+	bash deploy/k8s/validate.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_REPO) .pytest_cache .ruff_cache
