@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 DEMO_REPO ?= model_repository
 
-.PHONY: install tools test lint format serve demo bench loadtest k8s-validate clean
+.PHONY: install tools test reliability lint format serve demo bench loadtest k8s-validate clean
 
 # The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,10 @@ tools: install
 
 test: tools
 	$(PYTHON) -m pytest
+
+# overload, faults under load, hostile input, soak (~5 min on 2 cores; also part of `make test`)
+reliability: tools
+	$(PYTHON) -m pytest tests/reliability -q -rxX
 
 lint: install
 	$(VENV)/bin/ruff check .

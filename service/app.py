@@ -85,6 +85,10 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
         preprocess_pool=ThreadPoolExecutor(
             settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
         ),
+        # responses (PNG encoding) never wait behind the decoding of requests still to admit
+        postprocess_pool=ThreadPoolExecutor(
+            settings.preprocess_workers, thread_name_prefix="attnserve-postprocess"
+        ),
     )
 
     async def load_models() -> None:
@@ -102,6 +106,7 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
         await loading
         await state.store.close()
         state.preprocess_pool.shutdown(wait=True)
+        state.postprocess_pool.shutdown(wait=True)
 
     app = FastAPI(
         title="attnserve",

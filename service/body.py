@@ -13,6 +13,7 @@ from service.errors import BadRequest, InvalidParameter, PayloadTooLarge
 from service.imaging import check_content_type
 
 MAX_MULTIPART_FIELDS = 16
+OCTET_STREAM = "application/octet-stream"
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -38,7 +39,8 @@ async def read_images(request: Request, limit: int, max_files: int) -> list[byte
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
-        check_content_type(content_type or None)
+        if media_type != OCTET_STREAM:  # generic bytes: the content itself is sniffed
+            check_content_type(content_type or None)
         return [await read_capped(request, limit)]
     body = await read_capped(request, limit)
     parser = MultiPartParser(
@@ -48,7 +50,12 @@ async def read_images(request: Request, limit: int, max_files: int) -> list[byte
     try:
         form = await parser.parse()
     except MultiPartException as error:
-        raise BadRequest(f"malformed multipart body: {error.message}") from None
+        if error.message.startswith("Too many files"):
+            raise PayloadTooLarge(f"at most {max_files} files per request") from None
+        raise BadRequest(
+            f"malformed multipart body ({error.message}); check the boundary and that part "
+            "headers (file names included) are of reasonable length"
+        ) from None
     parts = form.getlist("file")
     if not parts:
         raise InvalidParameter("multipart body has no 'file' part; send images as file=@image")
@@ -56,7 +63,7 @@ async def read_images(request: Request, limit: int, max_files: int) -> list[byte
     for part in parts:
         if not isinstance(part, UploadFile):
             raise InvalidParameter("the 'file' parts must be files, not text fields")
-        if part.content_type not in (None, "", "application/octet-stream"):
+        if part.content_type not in (None, "", OCTET_STREAM):
             check_content_type(part.content_type)  # else the bytes themselves are sniffed
         images.append(await part.read())
         await part.close()

@@ -32,6 +32,7 @@ State = Literal["loading", "ready", "failed", "unloaded"]
 
 @dataclass
 class LoadedVersion:
+    name: str
     version: int
     state: State = "loading"
     error: str | None = None
@@ -143,8 +144,8 @@ class ModelStore:
         for loaded in entry.versions.values():
             if not self._is_served(entry.name, loaded.version):
                 self.metrics.model_ready.labels(entry.name, str(loaded.version)).set(0)
+            loaded.state = "unloaded"  # first: a request holding it looks the model up again
             await loaded.stop(self.settings.drain_timeout_s)
-            loaded.state = "unloaded"
 
     def _is_served(self, name: str, version: int) -> bool:
         entry = self.models.get(name)
@@ -153,7 +154,7 @@ class ModelStore:
         )
 
     async def _load_version(self, config: ModelConfig, version: int) -> LoadedVersion:
-        loaded = LoadedVersion(version=version)
+        loaded = LoadedVersion(name=config.name, version=version)
         ready_gauge = self.metrics.model_ready.labels(config.name, str(version))
         ready_gauge.set(0)
         try:

@@ -19,7 +19,9 @@ class AppState:
     metrics: Metrics
     store: ModelStore
     preprocess_pool: ThreadPoolExecutor
+    postprocess_pool: ThreadPoolExecutor
     draining: bool = False
+    preprocess_backlog: int = 0  # images handed to preprocess_pool and not yet decoded
     load_error: str | None = None
     inflight: int = field(default=0)
 

@@ -60,7 +60,7 @@ def select_maps(attention: str | None, config: ModelConfig) -> list[str]:
 def build_result(
     config: ModelConfig, outcome: Outcome, top_k: int, maps: list[str], mask: bool, total_ms: float
 ) -> ImageResult:
-    """Post-processing of one image (PNG encoding included); runs in the pre-processing pool."""
+    """Post-processing of one image (PNG encoding included); runs in the post-processing pool."""
     result = outcome.result
     image = ImageResult(
         batch_size=result.batch_size,
@@ -127,7 +127,14 @@ async def predict(
     results = await asyncio.gather(
         *(
             loop.run_in_executor(
-                state.preprocess_pool, build_result, config, o, top_k, maps, mask == "png", total_ms
+                state.postprocess_pool,
+                build_result,
+                config,
+                o,
+                top_k,
+                maps,
+                mask == "png",
+                total_ms,
             )
             for o in outcomes
         )
