@@ -148,3 +148,12 @@ def test_decompression_bomb_is_413_before_decoding(fault_server: Server) -> None
     response = post(fault_server, buffer.getvalue(), model="faulty")
     assert response.status_code == 413
     assert "pixels" in response.json()["error"]["message"]
+
+
+def test_the_api_key_never_reaches_logs_or_metrics(fault_server: Server) -> None:
+    with fault_server.client() as client:
+        client.post("/models/faulty/reload", headers={"authorization": f"Bearer {API_KEY}"})
+        client.post("/models/faulty/reload", headers={"authorization": f"Bearer {API_KEY}x"})
+        metrics = client.get("/metrics").text
+    assert API_KEY not in fault_server.log()
+    assert API_KEY not in metrics
