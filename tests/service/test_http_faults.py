@@ -45,7 +45,8 @@ def test_broken_models_are_reported_and_the_others_serve(fault_server: Server) -
 
 def test_a_failing_item_fails_alone(fault_server: Server) -> None:
     payloads = [solid(WHITE) if i % 4 == 0 else solid(DARK) for i in range(24)]
-    with ThreadPoolExecutor(12) as pool:
+    # as many clients as the queue holds (4): batch-mates, but never a full queue
+    with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda p: post(fault_server, p, model="faulty"), payloads))
     for payload, response in zip(payloads, responses, strict=True):
         if payload == solid(WHITE):
