@@ -49,6 +49,10 @@ demo: $(DEMO_REPO)/.built
 serve: demo
 	$(VENV)/bin/attnserve serve --repo $(DEMO_REPO)
 
+# The benchmark of issue 5 (about 8 min on 2 cores); tables to stdout and bench/results/.
+bench: demo
+	$(PYTHON) -m bench --repo $(DEMO_REPO)
+
 # Against a running `make serve` (another shell); HOST=... to aim elsewhere. Web UI on :8089.
 loadtest: install
 	$(VENV)/bin/locust -f docker/locust/locustfile.py --host $${HOST:-http://127.0.0.1:8000}

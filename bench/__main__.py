@@ -1,0 +1,57 @@
+"""``python -m bench [--quick] [part ...]``: run the benchmark, print the tables, write them to
+``bench/results/<date>-<machine>.md``.
+
+Parts: ``limit`` (1: in-process), ``service`` (2 and 5: the service under load, with its
+per-stage breakdown), ``baseline`` (3: the hand-written FastAPI app), ``costs`` (4: maps, masks,
+v2). Default: all. ``ATTNSERVE_*`` variables in the environment reach the server under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from bench.config import PARTS, BenchConfig
+from bench.machine import Machine
+from bench.runner import RESULTS, log, run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "parts", nargs="*", metavar="PART", help=f"{', '.join(PARTS)}; default: all"
+    )
+    parser.add_argument("--quick", action="store_true", help="a few seconds per cell")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=Path("model_repository"),
+        help="demo repository (built if absent)",
+    )
+    parser.add_argument(
+        "--target",
+        default=BenchConfig.target,
+        help="zoo architecture to export, or a model of --repo",
+    )
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    config = BenchConfig(target=args.target)
+    config = config.quick() if args.quick else config
+    text = run(config, set(args.parts) or set(PARTS), args.repo, args.quick)
+    print(text)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    out = args.out_dir / f"{date.today().isoformat()}-{Machine.describe().slug()}{suffix}.md"
+    out.write_text(text)
+    log(f"# written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

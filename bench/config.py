@@ -1,0 +1,52 @@
+"""How much of each part to run: the full preset fits in 10 minutes on 2 cores, the quick one
+in well under a minute (a smoke test of the harness, not a measurement)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+PARTS = ("limit", "service", "baseline", "costs")  # the stage breakdown comes with "service"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    target: str = "se_resnet_sagan"  # the model the service is loaded with; a zoo name or demo
+    input_size: int = 224  # when ``target`` is exported
+    demo_models: tuple[str, ...] = ("shapes-classifier", "shapes-segmenter")
+    segmenter: str = "shapes-segmenter"  # for the cost of masks
+    # part 1
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    limit_cell_s: float = 3.0  # per batch size (and the cap: a larger size stops the sweep)
+    demo_limit_cell_s: float = 0.9
+    # parts 2-4
+    concurrencies: tuple[int, ...] = (1, 8, 32, 64)
+    baseline_concurrencies: tuple[int, ...] = (1, 8, 32, 64)
+    goal_concurrencies: tuple[int, ...] = (1, 32, 64)  # repeated more: the goals are read there
+    cost_concurrencies: tuple[int, ...] = (1, 32)
+    open_rate_fraction: float = 0.6  # of the best in-process throughput
+    default_open_rate: float = 30.0  # when part 1 did not run
+    max_open_rate: float = 500.0
+    run_s: float = 6.0
+    cost_run_s: float = 4.0
+    warmup_s: float = 1.5
+    repeats: int = 2
+    goal_repeats: int = 3
+    max_requests: int = 50_000  # per run, whatever the duration
+
+    def quick(self) -> BenchConfig:
+        return replace(
+            self,
+            batch_sizes=(1, 4, 16),
+            limit_cell_s=0.3,
+            demo_limit_cell_s=0.2,
+            concurrencies=(1, 8),
+            baseline_concurrencies=(1, 8),
+            goal_concurrencies=(1,),
+            cost_concurrencies=(8,),
+            run_s=1.5,
+            cost_run_s=1.0,
+            warmup_s=0.5,
+            repeats=1,
+            goal_repeats=1,
+            max_requests=5_000,
+        )

@@ -1,0 +1,276 @@
+"""A bounded async HTTP/1.1 load generator on raw asyncio streams.
+
+On a 2-core machine the client competes with the server for the same cores, so the client must
+cost as little as possible: requests are pre-encoded bytes, responses are read by
+Content-Length (or chunked) without parsing the body, connections are kept alive. Every run
+stops at a time limit *and* a request-count limit, and only ever connects to 127.0.0.1.
+
+* closed loop: ``concurrency`` workers, each sending its next request when the last returns;
+* open loop: arrivals at a fixed rate whatever the server does; latency is measured from the
+  scheduled arrival (no coordinated omission), and a cap on outstanding requests bounds memory.
+
+Only requests that complete inside the measurement window (after a warm-up) are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.machine import cpu_seconds
+from bench.stats import percentile
+
+HOST = "127.0.0.1"
+REQUEST_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 60.0
+MAX_OUTSTANDING = 512
+IDLE_REOPEN_S = 4.0
+
+Probe = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def encode(self, port: int) -> bytes:
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        lines.append(f"Content-Length: {len(self.body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+class Connection:
+    """One keep-alive connection; reconnects after an error, ``Connection: close``, or an idle
+    spell long enough for the server to have dropped it (uvicorn's keep-alive is 5 s)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
+
+    async def exchange(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is not None and time.monotonic() - self.last_used > IDLE_REOPEN_S:
+            self.close()
+        reused = self.writer is not None
+        try:
+            return await self._exchange(raw)
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as error:
+            partial = getattr(error, "partial", b"")
+            if not reused or partial:  # a fresh connection failing, or a response cut short
+                raise
+            self.close()  # the server closed the idle connection as we reused it: once more
+            return await self._exchange(raw)
+
+    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers = {}
+        for line in header_lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip().lower()
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            body = await self._read_chunked()
+        else:
+            body = await self.reader.read()
+            headers["connection"] = "close"
+        self.last_used = time.monotonic()
+        if headers.get("connection") == "close":
+            self.close()
+        return status, body
+
+    async def _read_chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+@dataclass
+class RunResult:
+    label: str
+    window_s: float
+    latencies_s: list[float] = field(default_factory=list)  # successful, in the window
+    errors: Counter[str] = field(default_factory=Counter)  # in the window, by status / kind
+    sent: int = 0  # all requests started, warm-up included
+    client_cpu_s: float = 0.0  # this process, over the window
+    probes: tuple[Any, Any] = (None, None)  # the probe's values at window start and end
+    offered_rate: float | None = None  # open loop only
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.window_s if self.window_s > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return percentile(self.latencies_s, q) * 1000
+
+    @property
+    def mean_latency_ms(self) -> float:
+        return sum(self.latencies_s) / len(self.latencies_s) * 1000 if self.latencies_s else 0.0
+
+
+class _Window:
+    """The measurement window: CPU and probe samples at its edges, and what falls inside."""
+
+    def __init__(self, result: RunResult, warmup_s: float, probe: Probe | None) -> None:
+        self.result = result
+        self.start = time.perf_counter() + warmup_s
+        self.end = self.start + result.window_s
+        self.probe = probe
+
+    def inside(self, moment: float) -> bool:
+        return self.start <= moment <= self.end
+
+    def record(self, started: float, finished: float, outcome: int | str) -> None:
+        if not self.inside(finished):
+            return
+        if outcome == 200:
+            self.result.latencies_s.append(finished - started)
+        else:
+            self.result.errors[str(outcome)] += 1
+
+    async def watch(self) -> None:
+        """Sample at the window's edges (runs beside the load)."""
+        await asyncio.sleep(max(0.0, self.start - time.perf_counter()))
+        cpu, first = cpu_seconds(), await self._probe()
+        await asyncio.sleep(max(0.0, self.end - time.perf_counter()))
+        self.result.client_cpu_s = cpu_seconds() - cpu
+        self.result.probes = (first, await self._probe())
+
+    async def _probe(self) -> Any:
+        return await self.probe() if self.probe is not None else None
+
+
+async def _send(connection: Connection, raw: bytes) -> int | str:
+    try:
+        status, _ = await asyncio.wait_for(connection.exchange(raw), REQUEST_TIMEOUT_S)
+        return status
+    except (
+        OSError,
+        asyncio.IncompleteReadError,
+        asyncio.LimitOverrunError,
+        ValueError,
+        TimeoutError,
+    ) as error:
+        connection.close()
+        return type(error).__name__
+
+
+async def closed_loop(
+    port: int,
+    request: HttpRequest,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    probe: Probe | None = None,
+) -> RunResult:
+    result = RunResult(f"closed c={concurrency}", duration_s)
+    window = _Window(result, warmup_s, probe)
+    raw = request.encode(port)
+
+    async def worker() -> None:
+        connection = Connection(port)
+        try:
+            while time.perf_counter() < window.end and result.sent < max_requests:
+                result.sent += 1
+                started = time.perf_counter()
+                outcome = await _send(connection, raw)
+                window.record(started, time.perf_counter(), outcome)
+        finally:
+            connection.close()
+
+    watcher = asyncio.create_task(window.watch())
+    await asyncio.wait_for(
+        asyncio.gather(*(worker() for _ in range(concurrency))),
+        warmup_s + duration_s + DRAIN_TIMEOUT_S,
+    )
+    if result.sent >= max_requests:  # the count limit ended the run: shorten the window to match
+        result.window_s = max(1e-3, min(window.end, time.perf_counter()) - window.start)
+        watcher.cancel()
+        return result
+    await watcher
+    return result
+
+
+async def open_loop(
+    port: int,
+    request: HttpRequest,
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    probe: Probe | None = None,
+) -> RunResult:
+    result = RunResult(f"open {rate:g}/s", duration_s, offered_rate=rate)
+    window = _Window(result, warmup_s, probe)
+    raw = request.encode(port)
+    idle: list[Connection] = []
+    outstanding = 0
+
+    async def one(due: float) -> None:
+        nonlocal outstanding
+        connection = idle.pop() if idle else Connection(port)
+        outcome = await _send(connection, raw)
+        outstanding -= 1
+        if window.inside(due):  # counted by arrival time: the offered load of the window
+            if outcome == 200:
+                result.latencies_s.append(time.perf_counter() - due)
+            else:
+                result.errors[str(outcome)] += 1
+        if connection.writer is not None:
+            idle.append(connection)
+
+    watcher = asyncio.create_task(window.watch())
+    first = time.perf_counter()
+    count = min(max_requests, int(rate * (warmup_s + duration_s)))
+    tasks = []
+    for index in range(count):
+        due = first + index / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        if outstanding >= MAX_OUTSTANDING:
+            if window.inside(due):
+                result.errors["client_overflow"] += 1
+            continue
+        outstanding += 1
+        result.sent += 1
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_TIMEOUT_S)
+    await watcher
+    for connection in idle:
+        connection.close()
+    return result

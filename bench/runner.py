@@ -1,0 +1,245 @@
+"""One benchmark run: the parts in order, on one machine, into one Markdown text.
+
+Part 1 runs first in this process, with no server alive; the servers then run one at a time.
+After the load runs, the target's reference figures are measured again, and the better of the
+two measurements is what the goals are judged against (the stricter ceiling on a noisy machine).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+import uvicorn
+
+from bench import fixtures, limit, report, scenarios, servers
+from bench.config import BenchConfig
+from bench.machine import Machine
+from bench.scenarios import Load, predict, v2_infer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def measure_model(
+    repo: Path, name: str, config: BenchConfig, sizes: tuple[int, ...]
+) -> tuple[list[limit.BatchCell], limit.SingleImage]:
+    model_config = fixtures.model_config(repo, name)
+    model = limit.load(fixtures.model_file(repo, name))
+    cell_s = config.limit_cell_s if name == config.target else config.demo_limit_cell_s
+    cells = limit.measure_batches(name, model, model_config, sizes, cell_s)
+    jpeg = fixtures.request_image(model_config)
+    return cells, limit.measure_single_image(name, model, model_config, jpeg, cell_s)
+
+
+def part_limit(repo: Path, config: BenchConfig) -> tuple[list[str], report.Reference]:
+    cells, singles = [], []
+    for name in dict.fromkeys([*config.demo_models, config.target]):  # in order, once each
+        log(f"# part 1: {name} in-process, batch sizes {config.batch_sizes}")
+        model_cells, single = measure_model(repo, name, config, config.batch_sizes)
+        cells += model_cells
+        singles.append(single)
+    best = limit.best(cells, config.target)
+    single = next(s for s in singles if s.model == config.target)
+    reference = report.Reference(best.images_per_s, best.batch, single.total_ms)
+    text = [
+        "## 1. The limit: the model in-process",
+        "TorchScript as exported, loaded by `TorchScriptFormat().load` (optimize_for_inference), "
+        f"`torch.set_num_threads({torch.get_num_threads()})`, `torch.inference_mode()`, every "
+        "batch size warmed first, then 3 round-robin rounds; a figure is the median of its "
+        "quietest round (p90 over every call shows the machine's noise).",
+        report.limit_table(cells),
+        "In-process single image, decode + pre-process (`service.imaging.load_for_model` on the "
+        "request JPEG) + batch-1 forward: the concurrency-1 reference.",
+        report.single_table(singles),
+    ]
+    return text, reference
+
+
+def remeasure(
+    repo: Path, config: BenchConfig, first: report.Reference
+) -> tuple[list[str], report.Reference]:
+    """The target's best batch size and single image again, after the load runs; the better
+    figure of the two is kept, so a neighbour's burst during part 1 cannot flatter the ratios."""
+    log(f"# part 1 again: {config.target} batch {first.best_batch} and one image")
+    cells, single = measure_model(repo, config.target, config, (first.best_batch,))
+    again = report.Reference(cells[0].images_per_s, first.best_batch, single.total_ms)
+    kept = report.Reference(
+        max(first.best_images_per_s, again.best_images_per_s),
+        first.best_batch,
+        min(first.single_total_ms, again.single_total_ms),
+    )
+    rows = [
+        [what, f"{report.fmt(a.best_images_per_s)} img/s", f"{report.fmt(a.single_total_ms, 2)} ms"]
+        for what, a in (("part 1", first), ("after the load runs", again), ("kept", kept))
+    ]
+    text = [
+        f"The reference for the goals: {config.target} in-process at batch {first.best_batch} "
+        "and one image incl. decode, measured before and after the load runs.",
+        report.table(["when", "best batch throughput", "1 image incl. decode"], rows),
+    ]
+    return text, kept
+
+
+def repeats_for(config: BenchConfig, concurrency: int) -> int:
+    return config.goal_repeats if concurrency in config.goal_concurrencies else config.repeats
+
+
+def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
+    plain = predict(config.target, jpeg)
+    plan = [(plain, Load(concurrency=c), repeats_for(config, c)) for c in config.concurrencies]
+    return [*plan, (plain, Load(rate=rate), config.repeats)]
+
+
+def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
+    target, seg = config.target, config.segmenter
+    scenarios_ = [
+        predict(target, jpeg),
+        predict(target, jpeg, "attention=true", "attention=true"),
+        v2_infer(target, jpeg, False),
+        v2_infer(target, jpeg, True),
+        predict(seg, seg_jpeg, "mask=none", "mask=none"),
+        predict(seg, seg_jpeg, "mask=png", "mask=png"),
+    ]
+    return [
+        (s, Load(concurrency=c), config.repeats)
+        for c in config.cost_concurrencies
+        for s in scenarios_
+    ]
+
+
+def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rate: float) -> list:
+    batching = fixtures.model_config(repo, config.target).batching
+    env = {k: v for k, v in os.environ.items() if k.startswith("ATTNSERVE_")}
+    env["ATTNSERVE_NUM_THREADS"] = str(servers.TORCH_THREADS)
+    return [
+        ("mode", "quick (harness check, not a measurement)" if quick else "full"),
+        (
+            "benchmark model",
+            f"{config.target}, {len(jpeg)}-byte JPEG per request, random weights"
+            if config.target not in config.demo_models
+            else config.target,
+        ),
+        (
+            "service batching (config.json)",
+            f"max_batch_size {batching.max_batch_size}, "
+            f"max_queue_delay_ms {batching.max_queue_delay_ms:g}",
+        ),
+        ("server environment", ", ".join(f"{k}={v}" for k, v in sorted(env.items()))),
+        ("HTTP server", f"uvicorn {uvicorn.__version__}, defaults (asyncio loop, h11), 1 process"),
+        (
+            "load generator",
+            "bench/loadgen.py: raw asyncio HTTP/1.1 keep-alive, in the bench process, same machine",
+        ),
+        (
+            "runs",
+            f"{config.warmup_s:g} s warm-up + {config.run_s:g} s measured (costs "
+            f"{config.cost_run_s:g} s); {config.goal_repeats} repeats at c in "
+            f"{config.goal_concurrencies}, else {config.repeats}; round-robin; medians",
+        ),
+        ("open loop", f"{rate:g} req/s = {config.open_rate_fraction:g} x the in-process best"),
+    ]
+
+
+def open_rate(config: BenchConfig, reference: report.Reference) -> float:
+    if math.isnan(reference.best_images_per_s):
+        return config.default_open_rate
+    rate = round(config.open_rate_fraction * reference.best_images_per_s)
+    return float(min(config.max_open_rate, max(1, rate)))
+
+
+def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> str:
+    torch.set_num_threads(servers.TORCH_THREADS)
+    started = time.monotonic()
+    sections: list[str] = []
+    service: list[scenarios.Cell] = []
+    base: list[scenarios.Cell] = []
+    costs: list[scenarios.Cell] = []
+    reference = report.Reference()
+    limits = (config.run_s, config.warmup_s, config.max_requests)
+    with tempfile.TemporaryDirectory(prefix="attnserve-bench-") as tmp:
+        work = Path(tmp)
+        demo = fixtures.ensure_demo_repo(demo_repo, log)
+        repo = fixtures.build_work_repo(
+            demo, work, config.target, config.input_size, config.demo_models
+        )
+        jpeg = fixtures.request_image(fixtures.model_config(repo, config.target))
+        seg_jpeg = fixtures.request_image(fixtures.model_config(repo, config.segmenter))
+        if "limit" in parts:
+            text, reference = part_limit(repo, config)
+            sections += text
+        rate = open_rate(config, reference)
+        if parts & {"service", "costs"}:
+            with servers.attnserve(repo, work) as server:
+                if "service" in parts:
+                    log("# part 2: attnserve under load")
+                    plan = service_plan(config, jpeg, rate)
+                    service = scenarios.run_cells(server, plan, *limits, True, log)
+                if "costs" in parts:
+                    log("# part 4: the cost of maps, masks and v2")
+                    plan = cost_plan(config, jpeg, seg_jpeg)
+                    cost_limits = (config.cost_run_s, *limits[1:])
+                    costs = scenarios.run_cells(server, plan, *cost_limits, True, log)
+        if "baseline" in parts:
+            log("# part 3: the hand-written FastAPI baseline under load")
+            with servers.baseline(repo / config.target, work) as server:
+                plan = [
+                    (predict(config.target, jpeg), Load(concurrency=c), repeats_for(config, c))
+                    for c in config.baseline_concurrencies
+                ]
+                base = scenarios.run_cells(server, plan, *limits, False, log)
+        if reference.best_batch and (service or base or costs):
+            text, reference = remeasure(repo, config, reference)
+            sections += text
+        settings = settings_rows(config, repo, jpeg, quick, rate)
+    sections += result_sections(service, base, costs, reference)
+    header = [
+        f"# attnserve benchmark, {date.today().isoformat()}",
+        report.table(["machine", ""], Machine.describe().rows()),
+        report.table(["setting", ""], settings),
+    ]
+    footer = f"Wall time of the whole run: {time.monotonic() - started:.0f} s."
+    return "\n\n".join([*header, *sections, footer]) + "\n"
+
+
+def result_sections(
+    service: list[scenarios.Cell],
+    base: list[scenarios.Cell],
+    costs: list[scenarios.Cell],
+    reference: report.Reference,
+) -> list[str]:
+    sections = []
+    if service or base:
+        sections += [
+            "## 2-3. The service and the baseline under load",
+            "Ratios divide by the kept in-process reference of the same model.",
+            report.load_table(service + base, reference),
+        ]
+    if costs:
+        sections += [
+            "## 4. The cost of attention maps, masks and the v2 endpoint",
+            "Each row against the plain request of its model at the same load "
+            "(`/predict` for the classifier, `mask=none` for the segmenter), "
+            "interleaved in the same rounds.",
+            report.cost_table(costs),
+        ]
+    if service or costs:
+        sections += [
+            "## 5. Per-stage breakdown (attnserve's own histograms, window means)",
+            "`server other` = server total - decode - queue - batch inference "
+            "(routing, post-processing, encoding); `HTTP+client` = client mean - "
+            "server total.",
+            report.stages_table(service + costs),
+        ]
+    if reference.best_batch and (service or costs):
+        sections += ["## Goals", report.goals_table(service, base, costs, reference)]
+    return sections

@@ -1,0 +1,178 @@
+"""Parts 2-4: the requests, and load runs against a server, repeated and summarised.
+
+Repeats run round-robin (every cell once, then every cell again), so a burst from a neighbour
+on a shared machine lands on different cells rather than on every repeat of one cell; each
+figure is then the median over the repeats, with the spread of throughput beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.loadgen import HttpRequest, RunResult, closed_loop, open_loop
+from bench.servers import ServerProcess
+from bench.stages import ServerProbe, Stages, stages_between
+from bench.stats import median_of
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # as shown in the tables
+    model: str
+    endpoint: str  # the metric's endpoint label: predict or v2_infer
+    request: HttpRequest
+
+
+def predict(model: str, jpeg: bytes, query: str = "", name: str = "/predict") -> Scenario:
+    path = f"/predict?model={model}" + (f"&{query}" if query else "")
+    headers = (("Content-Type", "image/jpeg"),)
+    return Scenario(name, model, "predict", HttpRequest("POST", path, jpeg, headers))
+
+
+def v2_infer(model: str, jpeg: bytes, binary_output: bool) -> Scenario:
+    """One JPEG as a BYTES input in Triton's binary extension (as ``tritonclient`` sends it);
+    outputs as JSON numbers or as binary tensors."""
+    element = struct.pack("<I", len(jpeg)) + jpeg
+    header = {
+        "inputs": [
+            {
+                "name": "image",
+                "datatype": "BYTES",
+                "shape": [1],
+                "parameters": {"binary_data_size": len(element)},
+            }
+        ],
+        "outputs": [{"name": "logits"}, {"name": "probabilities"}],
+        "parameters": {"binary_data_output": binary_output},
+    }
+    header_bytes = json.dumps(header).encode()
+    headers = (
+        ("Content-Type", "application/octet-stream"),
+        ("Inference-Header-Content-Length", str(len(header_bytes))),
+    )
+    request = HttpRequest("POST", f"/v2/models/{model}/infer", header_bytes + element, headers)
+    name = "v2 binary out" if binary_output else "v2 JSON out"
+    return Scenario(name, model, "v2_infer", request)
+
+
+@dataclass
+class Cell:
+    """One (server, scenario, load) cell: its repeated runs and their stage breakdowns."""
+
+    server: str
+    scenario: Scenario
+    load: str  # "c=32" or "open 40/s"
+    runs: list[RunResult] = field(default_factory=list)
+    server_cpu_s: list[float] = field(default_factory=list)
+    stages: list[Stages] = field(default_factory=list)
+
+    def median(self, value: Callable[[RunResult], float]) -> float:
+        return median_of([value(run) for run in self.runs])
+
+    @property
+    def throughput(self) -> float:
+        return self.median(lambda r: r.throughput)
+
+    @property
+    def throughput_range(self) -> tuple[float, float]:
+        values = [r.throughput for r in self.runs]
+        return (min(values), max(values)) if values else (math.nan, math.nan)
+
+    def latency_ms(self, q: float) -> float:
+        return self.median(lambda r: r.latency_ms(q))
+
+    @property
+    def errors(self) -> int:
+        return sum(r.error_count for r in self.runs)
+
+    def cpu_percent(self, which: str) -> float:
+        shares = []
+        for run, server_s in zip(self.runs, self.server_cpu_s, strict=True):
+            used = run.client_cpu_s if which == "client" else server_s
+            shares.append(100 * used / run.window_s)
+        return median_of(shares)
+
+    def stage(self, name: str) -> float:
+        return median_of([getattr(s, name) for s in self.stages])
+
+
+@dataclass(frozen=True)
+class Load:
+    concurrency: int | None = None
+    rate: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"c={self.concurrency}" if self.concurrency else f"open {self.rate:g}/s"
+
+
+async def run_once(
+    server: ServerProcess,
+    scenario: Scenario,
+    load: Load,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    scrape: bool,
+) -> tuple[RunResult, float, Stages | None]:
+    probe = ServerProbe(server.port, [server.pid], scrape)
+    if load.concurrency:
+        result = await closed_loop(
+            server.port,
+            scenario.request,
+            load.concurrency,
+            duration_s,
+            warmup_s,
+            max_requests,
+            probe,
+        )
+    else:
+        assert load.rate is not None
+        result = await open_loop(
+            server.port, scenario.request, load.rate, duration_s, warmup_s, max_requests, probe
+        )
+    first, last = result.probes
+    if first is None or last is None:
+        return result, math.nan, None
+    stages = None
+    if scrape and first.samples and last.samples:
+        stages = stages_between(
+            first, last, scenario.model, scenario.endpoint, result.mean_latency_ms
+        )
+    return result, last.cpu_s - first.cpu_s, stages
+
+
+def run_cells(
+    server: ServerProcess,
+    plan: list[tuple[Scenario, Load, int]],
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    scrape: bool,
+    log: Callable[[str], None],
+) -> list[Cell]:
+    """``plan``: (scenario, load, repeats); repeats are interleaved round-robin."""
+    cells = [Cell(server.name, scenario, load.label) for scenario, load, _ in plan]
+    rounds = max((repeats for _, _, repeats in plan), default=0)
+    for round_index in range(rounds):
+        for cell, (scenario, load, repeats) in zip(cells, plan, strict=True):
+            if round_index >= repeats:
+                continue
+            result, cpu_s, stages = asyncio.run(
+                run_once(server, scenario, load, duration_s, warmup_s, max_requests, scrape)
+            )
+            cell.runs.append(result)
+            cell.server_cpu_s.append(cpu_s)
+            if stages is not None:
+                cell.stages.append(stages)
+            log(
+                f"#   {server.name:9} {scenario.name:24} {load.label:12} "
+                f"{result.throughput:7.1f} req/s  p50 {result.latency_ms(0.5):7.1f} ms  "
+                f"p99 {result.latency_ms(0.99):7.1f} ms  errors {result.error_count}"
+            )
+    return cells

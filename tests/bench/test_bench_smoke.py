@@ -1,0 +1,89 @@
+"""The whole harness, every part, on a tiny configuration: the demo classifier as the target,
+two batch sizes, half-second runs. Checks the tables' shape and that nothing failed; no timing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from bench.config import PARTS, BenchConfig
+from bench.runner import run
+from tests.conftest import DemoBuild
+
+TINY = replace(
+    BenchConfig(target="shapes-classifier").quick(),
+    batch_sizes=(1, 2),
+    limit_cell_s=0.1,
+    demo_limit_cell_s=0.1,
+    concurrencies=(1, 2),
+    baseline_concurrencies=(1,),
+    cost_concurrencies=(2,),
+    run_s=0.5,
+    cost_run_s=0.5,
+    warmup_s=0.2,
+    max_open_rate=10.0,
+    max_requests=2_000,
+)
+
+
+def header_of(text: str, first_column: str, second_column: str) -> list[str]:
+    """The column names of the table whose header starts with the two given columns."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[:2] == [first_column, second_column]:
+            return cells
+    raise AssertionError(f"no table starting with {first_column!r} | {second_column!r}")
+
+
+def rows_of(text: str, first_cell: str) -> list[list[str]]:
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
+@pytest.mark.slow
+def test_every_part_prints_its_table(demo_build: DemoBuild) -> None:
+    threads = torch.get_num_threads()
+    try:
+        text = run(TINY, set(PARTS), demo_build.repo, quick=True)
+    finally:
+        torch.set_num_threads(threads)
+    for heading in ("## 1.", "## 2-3.", "## 4.", "## 5.", "## Goals"):
+        assert heading in text
+    assert {"batch", "images/s", "ms/batch (median of quietest round)"} <= set(
+        header_of(text, "model", "batch")
+    )
+    load = header_of(text, "server", "request")
+    assert {
+        "req/s median (range)",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "errors",
+        "client CPU %",
+        "server CPU %",
+        "x in-process best",
+        "p50 / in-process 1 image",
+    } <= set(load)
+    assert {
+        "decode+pre ms",
+        "queue ms",
+        "inference ms/batch",
+        "inference ms/image",
+        "server total ms",
+        "HTTP+client ms",
+    } <= set(header_of(text, "request", "load"))
+    served = rows_of(text, "attnserve") + rows_of(text, "baseline")
+    loads = {(row[0], row[2]) for row in served}
+    assert {("attnserve", "c=1"), ("attnserve", "c=2"), ("baseline", "c=1")} <= loads
+    assert any(row[2].startswith("open ") for row in served)
+    errors = load.index("errors")
+    assert all(row[errors] == "0" for row in served), served
+    costs = {row[1] for row in rows_of(text, "shapes-classifier") if len(row) == 9}
+    assert {"/predict", "attention=true", "v2 JSON out", "v2 binary out"} <= costs
+    assert {"mask=none", "mask=png"} <= {row[1] for row in rows_of(text, "shapes-segmenter")}
