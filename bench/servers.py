@@ -29,6 +29,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM (attnserve drains), SIGKILL only if it hangs; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class ServerProcess:
     name: str
@@ -68,13 +80,7 @@ class ServerProcess:
         raise TimeoutError(f"{self.name} not ready in {timeout_s} s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 @contextmanager
