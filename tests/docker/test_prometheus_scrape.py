@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,10 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.servers import free_port, terminate
 from tests.docker import tools
 from tests.service.fake_models import Faulty, write_model
 from tests.service.images import solid
-from tests.service.server import Server, free_port, running_server
+from tests.service.server import Server, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,7 @@ def running_prometheus(target: str, work: Path) -> Iterator[str]:
             time.sleep(POLL_S)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, STOP_TIMEOUT_S)
 
 
 def _answers(url: str) -> bool:
