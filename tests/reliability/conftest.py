@@ -18,6 +18,14 @@ class Summary:
     def add(self, area: str, figure: str, value: object) -> None:
         self.rows.append((area, figure, str(value)))
 
+    def report(self, area: str, rows: list[tuple[str, str]]) -> None:
+        """Print a test's figures now (so a failing run still shows them) and keep them for
+        the table at the end."""
+        print(f"\n{area}")
+        for figure, value in rows:
+            print(f"  {figure:<38} {value}")
+            self.add(area, figure, value)
+
     def render(self) -> list[str]:
         widths = [max(len(row[i]) for row in [("area", "figure", "value"), *self.rows])
                   for i in range(3)]  # fmt: skip

@@ -9,6 +9,7 @@ values, so that a reset or a hang is counted rather than raised.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -17,6 +18,18 @@ HEADER_END = b"\r\n\r\n"
 #: uvicorn closes a keep-alive connection idle for 5 s; one idle for longer than this is not
 #: reused, so a request never races the server's close (which no server can answer).
 MAX_IDLE_S = 3.0
+
+
+def read_json_answer(sock: socket.socket) -> bytes:
+    """A whole HTTP answer from a blocking socket: headers and a JSON body (or the server's
+    close, whichever comes first)."""
+    answer = b""
+    while HEADER_END not in answer or not answer.endswith(b"}"):
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    return answer
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 
 from tests.reliability.conftest import API_KEY, Summary
 from tests.reliability.load import send_all
-from tests.reliability.rawhttp import Pool, Reply, build_request
+from tests.reliability.rawhttp import Pool, Reply, build_request, read_json_answer
 from tests.reliability.repository import FLIP_LABEL, add_flip_version, faults_repository
 from tests.service.images import solid
 from tests.service.server import Server, running_server
@@ -194,10 +194,5 @@ def test_request_spanning_a_reload_is_served(server: Server, repo: Path) -> None
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as client:
             assert client.post("/models/flip/reload").status_code == 200
         sock.sendall(body[10:])
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-            data = sock.recv(65536)
-            if not data:
-                break
-            answer += data
+        answer = read_json_answer(sock)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]

@@ -13,6 +13,7 @@ from tests.reliability.conftest import API_KEY, Summary
 from tests.reliability.corpus import images as img
 from tests.reliability.hostile_inputs import CASES, CLASSIFIER, Case, error_message
 from tests.reliability.process import footprint
+from tests.reliability.rawhttp import read_json_answer
 from tests.service.server import Server, running_server
 
 UPLOAD_LIMIT = 1_000_000
@@ -55,13 +56,7 @@ def raw_exchange(server: Server, head: bytes, chunks: Iterator[bytes]) -> bytes:
         sock.sendall(head)
         for chunk in chunks:
             sock.sendall(chunk)
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-            data = sock.recv(65536)
-            if not data:
-                break
-            answer += data
-    return answer
+        return read_json_answer(sock)
 
 
 def test_declared_oversized_body_is_refused_unread(server: Server) -> None:

@@ -126,10 +126,7 @@ def test_four_times_capacity(server: Server, summary: Summary) -> None:
         ("RSS before -> peak (MB)", f"{figures['rss_before']:.0f} -> {rss_peak:.0f}"),
         ("back to unloaded latency after (s)", f"{figures['recovered_s']:.2f}"),
     ]  # fmt: skip
-    print("\noverload at 4x capacity")
-    for figure, value in rows:
-        print(f"  {figure:<38} {value}")
-        summary.add("overload", figure, value)
+    summary.report("overload", rows)
     assert not spike.failures, spike.failures[:5]
     assert not others, [(r.status, r.body[:200]) for r in others[:5]]
     assert full, "no 503 at 4x capacity: the spike did not overload the queue"

@@ -108,10 +108,7 @@ def test_soak(server: Server, summary: Summary) -> None:
         ("open fds min..max", f"{min(fds)}..{max(fds)}"),
         ("threads min..max", f"{min(threads)}..{max(threads)}"),
     ]  # fmt: skip
-    print("\nsoak")
-    for figure, value in rows:
-        print(f"  {figure:<38} {value}")
-        summary.add("soak", figure, value)
+    summary.report("soak", rows)
     assert sent >= REQUESTS - CHECKPOINTS and bad == 0
     assert growth < RSS_GROWTH_LIMIT, [f.rss_mb for f in footprints]
     assert max(fds) - min(fds) <= FD_SLACK, fds
