@@ -3,8 +3,10 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 DEMO_REPO ?= model_repository
+PEERS_VENV ?= .venv-peers
+LITSERVE_VERSION ?= 0.2.19
 
-.PHONY: install tools test reliability lint format serve demo bench loadtest k8s-validate clean
+.PHONY: install tools test reliability lint format serve demo peers bench loadtest k8s-validate clean
 
 # The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -49,8 +51,19 @@ demo: $(DEMO_REPO)/.built
 serve: demo
 	$(VENV)/bin/attnserve serve --repo $(DEMO_REPO)
 
+# The benchmark's peer servers (LitServe) in a venv of their own: a peer's requirements (its
+# fastapi, uvicorn[standard] and pyzmq ranges) never move the versions attnserve runs with.
+$(PEERS_VENV)/.installed: pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	$(PEERS_VENV)/bin/python -m pip install -q -e . litserve==$(LITSERVE_VERSION)
+	touch $@
+
+peers: $(PEERS_VENV)/.installed
+
 # The benchmark of issue 5 (about 8 min on 2 cores); tables to stdout and bench/results/.
-bench: demo
+bench: demo peers
 	$(PYTHON) -m bench --repo $(DEMO_REPO)
 
 # Against a running `make serve` (another shell); HOST=... to aim elsewhere. Web UI on :8089.
@@ -61,4 +74,4 @@ k8s-validate: install
 	bash deploy/k8s/validate.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_REPO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(DEMO_REPO) .pytest_cache .ruff_cache

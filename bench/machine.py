@@ -18,15 +18,30 @@ import torch
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (default: this one), all threads included."""
-    path = f"/proc/{pid if pid is not None else 'self'}/stat"
-    with open(path) as stat:
+def _stat_fields(pid: int | str) -> list[str]:
+    """``/proc/<pid>/stat`` from field 3 (state) on: index ``i`` is field ``i + 3`` of stat(5)."""
+    with open(f"/proc/{pid}/stat") as stat:
         text = stat.read()
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = text[text.rindex(")") + 2 :].split()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (default: this one), all threads included."""
+    fields = _stat_fields(pid if pid is not None else "self")
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
     return (utime + stime) / CLOCK_TICKS
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The processes of process group ``pgid``: a server and the workers it started."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                if int(_stat_fields(entry.name)[2]) == pgid:  # field 5, pgrp
+                    pids.append(int(entry.name))
+    return sorted(pids)
 
 
 def total_cpu_seconds(pids: Iterable[int]) -> float:

@@ -7,6 +7,7 @@ two measurements is what the goals are judged against (the stricter ceiling on a
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -24,6 +25,7 @@ from bench.machine import Machine
 from bench.scenarios import Load, predict, v2_infer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PEERS_SKIPPED = "LitServe not measured: run `make bench` or create .venv-peers, see README."
 
 
 def log(message: str) -> None:
@@ -94,10 +96,17 @@ def repeats_for(config: BenchConfig, concurrency: int) -> int:
     return config.goal_repeats if concurrency in config.goal_concurrencies else config.repeats
 
 
+def closed_plan(config: BenchConfig, jpeg: bytes, concurrencies: tuple[int, ...]) -> list:
+    plain = predict(config.target, jpeg)
+    return [(plain, Load(concurrency=c), repeats_for(config, c)) for c in concurrencies]
+
+
 def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
     plain = predict(config.target, jpeg)
-    plan = [(plain, Load(concurrency=c), repeats_for(config, c)) for c in config.concurrencies]
-    return [*plan, (plain, Load(rate=rate), config.repeats)]
+    return [
+        *closed_plan(config, jpeg, config.concurrencies),
+        (plain, Load(rate=rate), config.repeats),
+    ]
 
 
 def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
@@ -115,6 +124,33 @@ def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
         for c in config.cost_concurrencies
         for s in scenarios_
     ]
+
+
+def part_peers(
+    config: BenchConfig, model_dir: Path, work: Path, jpeg: bytes, limits: tuple
+) -> tuple[list[scenarios.Cell], str | None]:
+    """LitServe, from its own venv; without one, no rows and the line that says why."""
+    if servers.peers_python() is None:
+        log(f"# part 3: {PEERS_SKIPPED}")
+        return [], PEERS_SKIPPED
+    log("# part 3: LitServe under load")
+    with servers.litserve(model_dir, work) as server:
+        plan = closed_plan(config, jpeg, config.peer_concurrencies)
+        return scenarios.run_cells(server, plan, *limits, False, log), None
+
+
+def peers_row(config: BenchConfig) -> tuple[str, str]:
+    litserve = servers.peer_version("litserve")
+    if litserve is None:
+        return ("peer", "LitServe: not installed (no .venv-peers)")
+    return (
+        "peer",
+        f"LitServe {litserve} (bench/litserve_app.py) in .venv-peers: uvicorn "
+        f"{servers.peer_version('uvicorn')} with LitServe's own uvloop and httptools, 1 API "
+        f"server + 1 inference worker process, max_batch_size {servers.LITSERVE_MAX_BATCH_SIZE}, "
+        f"batch_timeout {1000 * servers.LITSERVE_BATCH_TIMEOUT_S:g} ms; c in "
+        f"{config.peer_concurrencies}",
+    )
 
 
 def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rate: float) -> list:
@@ -135,7 +171,8 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
             f"max_queue_delay_ms {batching.max_queue_delay_ms:g}",
         ),
         ("server environment", ", ".join(f"{k}={v}" for k, v in sorted(env.items()))),
-        ("HTTP server", f"uvicorn {uvicorn.__version__}, defaults (asyncio loop, h11), 1 process"),
+        ("HTTP server", f"uvicorn {uvicorn.__version__}, defaults ({uvicorn_stack()}), 1 process"),
+        peers_row(config),
         (
             "load generator",
             "bench/loadgen.py: raw asyncio HTTP/1.1 keep-alive, in the bench process, same machine",
@@ -148,6 +185,13 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
         ),
         ("open loop", f"{rate:g} req/s = {config.open_rate_fraction:g} x the in-process best"),
     ]
+
+
+def uvicorn_stack() -> str:
+    """What uvicorn's ``auto`` loop and HTTP settings pick here: the C ones when installed."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} loop, {http}"
 
 
 def open_rate(config: BenchConfig, reference: report.Reference) -> float:
@@ -163,6 +207,8 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
     sections: list[str] = []
     service: list[scenarios.Cell] = []
     base: list[scenarios.Cell] = []
+    peers: list[scenarios.Cell] = []
+    peers_note: str | None = None
     costs: list[scenarios.Cell] = []
     reference = report.Reference()
     limits = (config.run_s, config.warmup_s, config.max_requests)
@@ -192,16 +238,15 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
         if "baseline" in parts:
             log("# part 3: the hand-written FastAPI baseline under load")
             with servers.baseline(repo / config.target, work) as server:
-                plan = [
-                    (predict(config.target, jpeg), Load(concurrency=c), repeats_for(config, c))
-                    for c in config.baseline_concurrencies
-                ]
+                plan = closed_plan(config, jpeg, config.baseline_concurrencies)
                 base = scenarios.run_cells(server, plan, *limits, False, log)
-        if reference.best_batch and (service or base or costs):
+        if "peers" in parts:
+            peers, peers_note = part_peers(config, repo / config.target, work, jpeg, limits)
+        if reference.best_batch and (service or base or peers or costs):
             text, reference = remeasure(repo, config, reference)
             sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
-    sections += result_sections(service, base, costs, reference)
+    sections += result_sections(service, base, peers, costs, reference, peers_note)
     header = [
         f"# attnserve benchmark, {date.today().isoformat()}",
         report.table(["machine", ""], Machine.describe().rows()),
@@ -214,16 +259,21 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
 def result_sections(
     service: list[scenarios.Cell],
     base: list[scenarios.Cell],
+    peers: list[scenarios.Cell],
     costs: list[scenarios.Cell],
     reference: report.Reference,
+    peers_note: str | None = None,
 ) -> list[str]:
     sections = []
-    if service or base:
+    if service or base or peers or peers_note:
+        sections.append("## 2-3. The service and the baseline under load")
+    if service or base or peers:
         sections += [
-            "## 2-3. The service and the baseline under load",
             "Ratios divide by the kept in-process reference of the same model.",
-            report.load_table(service + base, reference),
+            report.load_table(service + base + peers, reference),
         ]
+    if peers_note:
+        sections.append(peers_note)
     if costs:
         sections += [
             "## 4. The cost of attention maps, masks and the v2 endpoint",
@@ -241,5 +291,5 @@ def result_sections(
             report.stages_table(service + costs),
         ]
     if reference.best_batch and (service or costs):
-        sections += ["## Goals", report.goals_table(service, base, costs, reference)]
+        sections += ["## Goals", report.goals_table(service, base, peers, costs, reference)]
     return sections

@@ -120,7 +120,7 @@ async def run_once(
     max_requests: int,
     scrape: bool,
 ) -> tuple[RunResult, float, Stages | None]:
-    probe = ServerProbe(server.port, [server.pid], scrape)
+    probe = ServerProbe(server.port, server.pids(), scrape)
     if load.concurrency:
         result = await closed_loop(
             server.port,
@@ -171,7 +171,7 @@ def run_cells(
             if stages is not None:
                 cell.stages.append(stages)
             log(
-                f"#   {server.name:9} {scenario.name:24} {load.label:12} "
+                f"#   {server.name:15} {scenario.name:24} {load.label:12} "
                 f"{result.throughput:7.1f} req/s  p50 {result.latency_ms(0.5):7.1f} ms  "
                 f"p99 {result.latency_ms(0.99):7.1f} ms  errors {result.error_count}"
             )

@@ -1,5 +1,6 @@
-"""The servers under test, each a real subprocess on 127.0.0.1 at a free port, stopped by its
-own PID (SIGTERM, then SIGKILL only if it hangs)."""
+"""The servers under test, each a real subprocess on 127.0.0.1 at a free port, in a process
+group of its own, stopped by its own PID (SIGTERM, then SIGKILL only if it hangs); whatever it
+leaves in its group (a peer's worker processes) is stopped after it."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.machine import group_pids
+
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
+GROUP_STOP_TIMEOUT_S = 10.0
 TORCH_THREADS = 2
+# The LitServe peer as issue 5 quotes it ("batch 8 / 5 ms"), passed to bench/litserve_app.py.
+LITSERVE_MAX_BATCH_SIZE = 8
+LITSERVE_BATCH_TIMEOUT_S = 0.005
+# The peers' own venv (``make peers``), kept apart from the project's: see bench/litserve_app.py.
+PEERS_VENV = ROOT / ".venv-peers"
 
 
 def free_port() -> int:
@@ -41,6 +50,30 @@ def terminate(process: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> i
     return process.returncode
 
 
+def stop_group(pgid: int, timeout_s: float = GROUP_STOP_TIMEOUT_S) -> None:
+    """SIGTERM to what is left of process group ``pgid``, then SIGKILL to what outlives
+    ``timeout_s``; returns once the group is empty, or ``timeout_s`` after the SIGKILL."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + timeout_s
+        try:
+            os.killpg(pgid, signum)
+            while time.monotonic() < deadline:
+                os.killpg(pgid, 0)  # ProcessLookupError once no process is left in the group
+                time.sleep(0.05)
+        except ProcessLookupError:
+            return
+
+
+def peer_version(package: str) -> str | None:
+    """The version of ``package`` in the peers' venv, read from its metadata, or None."""
+    pattern = f"lib/python*/site-packages/{package}-*.dist-info/METADATA"
+    for metadata in sorted(PEERS_VENV.glob(pattern)):
+        for line in metadata.read_text().splitlines():
+            if line.startswith("Version: "):
+                return line.removeprefix("Version: ").strip()
+    return None
+
+
 @dataclass
 class ServerProcess:
     name: str
@@ -51,6 +84,10 @@ class ServerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def pids(self) -> list[int]:
+        """The server and every process it started (they share its process group)."""
+        return group_pids(self.pid) or [self.pid]
 
     @property
     def url(self) -> str:
@@ -81,13 +118,14 @@ class ServerProcess:
 
     def stop(self) -> None:
         terminate(self.process)
+        stop_group(self.pid)
 
 
 @contextmanager
 def _running(
     name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path, ready_path: str
 ) -> Iterator[ServerProcess]:
-    log_path = log_dir / f"{name}-{port}.log"
+    log_path = log_dir / f"{name.replace(' ', '-')}-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             command,
@@ -95,6 +133,7 @@ def _running(
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             env={**os.environ, **env},
+            start_new_session=True,  # its own process group, so that its workers can be found
         )
     server = ServerProcess(name, port, process, log_path)
     try:
@@ -131,7 +170,8 @@ def attnserve(
 
 @contextmanager
 def baseline(model_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
-    """``bench/baseline_app.py`` under uvicorn's defaults (one worker, asyncio, h11)."""
+    """``bench/baseline_app.py`` under uvicorn's defaults (one worker; uvloop and httptools
+    when installed, as for attnserve)."""
     port = free_port()
     command = [
         sys.executable,
@@ -145,6 +185,40 @@ def baseline(model_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
         "--log-level",
         "warning",
     ]
-    env = {"BENCH_BASELINE_MODEL_DIR": str(model_dir), "BENCH_TORCH_THREADS": str(TORCH_THREADS)}
-    with _running("baseline", command, env, port, log_dir, "/healthz") as server:
+    with _running("baseline", command, peer_env(model_dir), port, log_dir, "/healthz") as server:
+        yield server
+
+
+def peer_env(model_dir: Path) -> dict[str, str]:
+    """What ``bench/classifier.py`` reads: the model and the torch threads, as for attnserve."""
+    return {"BENCH_BASELINE_MODEL_DIR": str(model_dir), "BENCH_TORCH_THREADS": str(TORCH_THREADS)}
+
+
+def peers_python() -> Path | None:
+    """The peers' interpreter, or None while ``make peers`` has not created their venv."""
+    python = PEERS_VENV / "bin" / "python"
+    return python if python.exists() else None
+
+
+@contextmanager
+def litserve(model_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
+    """``bench/litserve_app.py`` in the peers' venv; ready when its inference worker has run
+    ``setup`` (LitServe's ``/health``)."""
+    python = peers_python()
+    if python is None:
+        raise FileNotFoundError(f"no {PEERS_VENV}: run `make peers`")
+    port = free_port()
+    command = [
+        str(python),
+        "-m",
+        "bench.litserve_app",
+        "--port",
+        str(port),
+        "--max-batch-size",
+        str(LITSERVE_MAX_BATCH_SIZE),
+        "--batch-timeout-s",
+        str(LITSERVE_BATCH_TIMEOUT_S),
+    ]
+    name = f"litserve {peer_version('litserve') or '?'}"
+    with _running(name, command, peer_env(model_dir), port, log_dir, "/health") as server:
         yield server

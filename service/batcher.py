@@ -4,7 +4,9 @@ assembly in front of one runtime's worker thread.
 Throughput comes from running many images per forward pass; latency from not waiting for them.
 The batcher reconciles the two the way Triton's dynamic batcher does: a lone request runs at
 once when the worker is idle, and while one batch computes the next assembles in the queue, so
-load itself raises the batch size. Only the forward pass leaves the event loop (for the
+load itself raises the batch size. When the worker frees up while requests bound for this
+batcher are still being decoded, it waits for them (at most ``max_queue_delay_ms``) instead of
+leaving them to wait out a whole extra batch. Only the forward pass leaves the event loop (for the
 runtime's executor); item state only changes on the loop, so it needs no locks.
 
 A client that goes away while its item is queued gets :class:`ClientDisconnected` (499, as
@@ -17,8 +19,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -113,7 +116,8 @@ class DynamicBatcher:
         name = f"{getattr(runtime, 'name', 'model')} v{getattr(runtime, 'version', '?')}"
         self._name = f"{name} with maps" if with_maps else name
         self._queue: deque[_Item] = deque()
-        self._wakeup = asyncio.Event()  # set on every submit, stop, and assembly timer
+        self._incoming = 0  # requests bound here that are still being decoded
+        self._wakeup = asyncio.Event()  # set on every submit, decode end, stop, assembly timer
         self._assembler: asyncio.Task[None] | None = None
         self._computing: set[asyncio.Task[None]] = set()
         self._accepting = False
@@ -122,6 +126,17 @@ class DynamicBatcher:
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    @contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Wrap the decoding of a request that will be submitted here (on the loop), so that a
+        free worker knows more is coming and waits for it rather than run a partial batch."""
+        self._incoming += 1
+        try:
+            yield
+        finally:
+            self._incoming -= 1
+            self._wakeup.set()
 
     async def start(self) -> None:
         self._accepting = True
@@ -227,6 +242,7 @@ class DynamicBatcher:
                     return  # stopping and drained
                 await self.worker_slots.acquire()  # the next batch accumulates meanwhile
                 try:
+                    await self._wait_for_incoming()
                     batch = self._take_batch()
                 except BaseException:
                     self.worker_slots.release()
@@ -267,6 +283,24 @@ class DynamicBatcher:
                     return True
             elif self._stopping:
                 return False
+            await self._sleep_until_woken(timeout)
+
+    async def _wait_for_incoming(self) -> None:
+        """The worker is free and the batch not full, but requests bound here are still being
+        decoded: wait for them, at most max_queue_delay_ms. Under closed-loop load a request
+        that misses its batch by a few milliseconds of decoding otherwise waits a whole batch
+        more (the batch it missed, then its own), which is what sets p99. With nothing being
+        decoded there is nothing to wait for, so a lone request still runs at once."""
+        if not self.idle_dispatch:
+            return  # the batch already waited out the delay or filled up
+        until = time.monotonic() + self.max_queue_delay_s
+        while True:
+            self._wakeup.clear()  # before checking: a submit or a decode end sets it again
+            timeout = until - time.monotonic()
+            if self._stopping or not self._incoming or timeout <= 0:
+                return
+            if len(self._queue) >= self.max_batch_size:
+                return
             await self._sleep_until_woken(timeout)
 
     def _take_batch(self) -> list[_Item]:

@@ -62,20 +62,21 @@ def encode_mask(logits: torch.Tensor, original_size: tuple[int, int]) -> tuple[n
     height, width = original_size
     if height < 1 or width < 1 or min(logits.shape) < 1:
         raise ValueError(f"cannot build a {original_size} mask from logits {tuple(logits.shape)}")
-    scores = logits.detach().to("cpu", torch.float32)
+    # In numpy: torch ops this size would start an OpenMP thread team in this thread, and more
+    # OpenMP threads than cores slow every forward pass (see service.runtime.inference_thread).
+    scores = logits.detach().to("cpu", torch.float32).numpy()
     col0, col1, col_weight = _linear_taps(low_width, width)
     # Width first, at the low height: (C, h, W), small since h is the model's output height.
-    rows = torch.lerp(scores[:, :, col0], scores[:, :, col1], col_weight)
+    rows = _lerp(scores[:, :, col0], scores[:, :, col1], col_weight)
     row0, row1, row_weight = _linear_taps(low_height, height)
-    mask = torch.empty((height, width), dtype=torch.uint8)
+    mask = np.empty((height, width), dtype=np.uint8)
     band = max(1, MASK_BAND_ELEMENTS // (classes * width))
     for start in range(0, height, band):
         stop = min(start + band, height)
-        weight = row_weight[start:stop].view(1, -1, 1)
-        upsampled = torch.lerp(rows[:, row0[start:stop]], rows[:, row1[start:stop]], weight)
-        mask[start:stop] = upsampled.argmax(dim=0).to(torch.uint8)  # (band, W)
-    array = mask.numpy()
-    return array, png_base64(array)
+        weight = row_weight[start:stop].reshape(1, -1, 1)
+        upsampled = _lerp(rows[:, row0[start:stop]], rows[:, row1[start:stop]], weight)
+        mask[start:stop] = upsampled.argmax(axis=0)  # (band, W)
+    return mask, png_base64(mask)
 
 
 def class_fractions(mask: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
@@ -129,12 +130,16 @@ def topk(logits: torch.Tensor, k: int, labels: Sequence[str]) -> list[dict[str, 
     ]
 
 
-def _linear_taps(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights of 1-D linear resampling, half-pixel centres
     (PyTorch's ``align_corners=False``): ``out[i] = lerp(in[i0], in[i1], w)``."""
     scale = in_size / out_size
-    source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_(min=0)
-    index0 = source.floor().long().clamp_(max=in_size - 1)
-    index1 = (index0 + 1).clamp_(max=in_size - 1)
-    weight = (source - index0).to(torch.float32).clamp_(0, 1)
+    source = np.maximum((np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
+    index0 = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
+    index1 = np.minimum(index0 + 1, in_size - 1)
+    weight = np.clip((source - index0).astype(np.float32), 0, 1)
     return index0, index1, weight
+
+
+def _lerp(start: np.ndarray, end: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return start + weight * (end - start)

@@ -112,11 +112,13 @@ def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
         pixels = pixels[:, :, ::-1]
     planes = np.empty((3, spec.height, spec.width), dtype=np.float32)
     np.copyto(planes, pixels.transpose(2, 0, 1))  # the one copy: uint8 HWC -> float32 CHW
-    tensor = torch.from_numpy(planes)
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1)
-    # Same operations, in the same order and precision, as models.demo.train.to_input.
-    return tensor.div_(255.0).sub_(mean).div_(std)
+    # Same operations, in the same order and float32 precision, as models.demo.train.to_input,
+    # but in numpy: torch ops this size would start an OpenMP thread team in every decode
+    # thread, whose spinning threads then compete with the model's own for the cores.
+    planes /= np.float32(255.0)
+    planes -= np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
+    planes /= np.asarray(spec.std, dtype=np.float32).reshape(3, 1, 1)
+    return torch.from_numpy(planes)
 
 
 def load_for_model(

@@ -89,10 +89,13 @@ async def run_image(
     started = time.perf_counter()
     state.preprocess_backlog += 1
     try:
-        tensor, size = await asyncio.get_running_loop().run_in_executor(
-            state.preprocess_pool,
-            lambda: load_for_model(data, config.input, max_pixels=state.settings.max_image_pixels),
-        )
+        with loaded.batchers[with_maps].incoming():
+            tensor, size = await asyncio.get_running_loop().run_in_executor(
+                state.preprocess_pool,
+                lambda: load_for_model(
+                    data, config.input, max_pixels=state.settings.max_image_pixels
+                ),
+            )
     finally:
         state.preprocess_backlog -= 1
     preprocess_s = time.perf_counter() - started

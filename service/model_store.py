@@ -2,14 +2,16 @@
 requests. A model whose file or config is broken is kept here with its error (reported in
 /models, /readyz and ``attnserve_model_ready``) while the others serve.
 
-Each version gets one :class:`ModelRuntime` (one worker thread on its device) and two
-batchers sharing that worker: one for requests without attention maps, one with.
+Each version gets one :class:`ModelRuntime` and two batchers sharing its worker: one for
+requests without attention maps, one with. On the CPU all versions share one inference thread
+(see :func:`service.runtime.inference_thread`); on a GPU each version has its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,7 +24,7 @@ from models.repository.layout import config_path, existing_versions, model_dir, 
 from service.batcher import DynamicBatcher
 from service.errors import NotFound, Unavailable
 from service.metrics import Metrics
-from service.runtime import ModelRuntime, warm_up_sizes
+from service.runtime import ModelRuntime, inference_thread, warm_up_sizes
 from service.settings import Settings
 
 log = logging.getLogger("attnserve.models")
@@ -81,6 +83,7 @@ class ModelStore:
         self.device = device
         self.models: dict[str, ModelEntry] = {}
         self.loaded = False  # the initial load has finished (whatever its outcome)
+        self._cpu_thread = inference_thread("attnserve-inference") if device.type == "cpu" else None
 
     @property
     def default_model(self) -> str | None:
@@ -157,9 +160,14 @@ class ModelStore:
         loaded = LoadedVersion(name=config.name, version=version)
         ready_gauge = self.metrics.model_ready.labels(config.name, str(version))
         ready_gauge.set(0)
+        thread = self._cpu_thread or inference_thread(f"attnserve-{config.name}-v{version}")
         try:
-            runtime = await asyncio.to_thread(self._build_runtime, config, version)
+            runtime = await asyncio.get_running_loop().run_in_executor(
+                thread, self._build_runtime, config, version, thread
+            )
         except Exception as error:  # a broken file fails this version only
+            if thread is not self._cpu_thread:
+                thread.shutdown(wait=False)
             loaded.state, loaded.error = "failed", f"{type(error).__name__}: {error}"
             log.error("model %s version %d failed to load: %s", config.name, version, loaded.error)
             return loaded
@@ -183,8 +191,10 @@ class ModelStore:
         ready_gauge.set(1)
         return loaded
 
-    def _build_runtime(self, config: ModelConfig, version: int) -> ModelRuntime:
-        """Load, check and warm up one version (in a thread: this takes seconds)."""
+    def _build_runtime(
+        self, config: ModelConfig, version: int, thread: ThreadPoolExecutor
+    ) -> ModelRuntime:
+        """Load, check and warm up one version, on ``thread``: the one that will serve it."""
         info = config.versions.get(version)
         if info is None:
             raise ValueError(f"config.json has no entry for version {version}")
@@ -194,7 +204,7 @@ class ModelStore:
             raise ValueError(f"{path} sha256 {digest[:12]}... does not match config.json "
                              f"({info.sha256[:12]}...): truncated or replaced")  # fmt: skip
         model = get_format(info.format).load(path, self.device)
-        runtime = ModelRuntime(config.name, version, config, model, self.device)
+        runtime = ModelRuntime(config.name, version, config, model, self.device, thread)
         max_batch = self.settings.max_batch_size or config.batching.max_batch_size
         runtime.warm_up(warm_up_sizes(max_batch))
         return runtime
@@ -202,3 +212,5 @@ class ModelStore:
     async def close(self) -> None:
         while self.models:
             await self._retire(self.models.pop(next(iter(self.models))))
+        if self._cpu_thread is not None:
+            await asyncio.to_thread(self._cpu_thread.shutdown, True)

@@ -23,8 +23,9 @@ from service.errors import InferenceFailed, ServiceError
 
 
 class ModelRuntime:
-    """Owns exactly one worker thread (``attnserve-{name}-v{version}``); all inference for this
-    model version runs there, never on the event loop."""
+    """Runs all inference for this model version on one worker thread, never on the event
+    loop: ``executor`` (one thread, possibly shared with other versions, see
+    :func:`inference_thread`), or else a thread of its own (``attnserve-{name}-v{version}``)."""
 
     def __init__(
         self,
@@ -33,15 +34,15 @@ class ModelRuntime:
         config: ModelConfig,
         model: ServableModel,
         device: torch.device,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.name = name
         self.version = version
         self.config = config
         self.model = model
         self.device = device
-        self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"attnserve-{name}-v{version}"
-        )
+        self._owns_executor = executor is None
+        self.executor = executor or inference_thread(f"attnserve-{name}-v{version}")
 
     def run_batch(
         self, batch: torch.Tensor, with_maps: bool
@@ -76,8 +77,21 @@ class ModelRuntime:
                 self.run_batch(zeros, with_maps)
 
     def close(self) -> None:
-        """Stop the worker thread after the work already handed to it has finished."""
-        self.executor.shutdown(wait=True)
+        """Stop its own worker thread after the work already handed to it has finished (a
+        shared thread belongs to whoever shared it)."""
+        if self._owns_executor:
+            self.executor.shutdown(wait=True)
+
+
+def inference_thread(name: str) -> ThreadPoolExecutor:
+    """One thread for forward passes. On the CPU the service gives every model version the same
+    one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
+    thread. With more OpenMP threads than cores, libgomp stops its threads spinning between
+    parallel regions, and each of the hundreds of small regions of a forward pass then pays a
+    futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms instead of 4.2 ms (2 cores) once a
+    second thread had run the model. For the same reason a version is loaded and warmed up on
+    the thread that will serve it."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

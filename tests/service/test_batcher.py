@@ -306,6 +306,48 @@ def test_lone_request_runs_at_once_when_the_worker_is_idle() -> None:
     run(scenario())
 
 
+async def decode_then_submit(
+    batcher: DynamicBatcher, item_id: float, decode_s: float
+) -> ItemResult:
+    """What the service does per request: decode (announced to the batcher), then submit."""
+    with batcher.incoming():
+        await asyncio.sleep(decode_s)
+    return await batcher.submit(image(item_id), soon())
+
+
+def test_a_free_worker_waits_for_a_request_still_being_decoded() -> None:
+    async def scenario() -> None:
+        fake = FakeRuntime()
+        batcher = make_batcher(fake, max_queue_delay_ms=1000)
+        await batcher.start()
+        decoding = asyncio.create_task(decode_then_submit(batcher, 2, 0.1))
+        await asyncio.sleep(0)  # the decode has begun
+        submitted = time.monotonic()
+        first = await batcher.submit(image(1), soon())
+        assert first.batch_size == 2 and (await decoding).batch_size == 2
+        assert fake.sizes() == [2]
+        assert 0.09 <= fake.runs[0].at - submitted < 0.6  # waited for the decode, not the delay
+        await batcher.stop(1.0)
+
+    run(scenario())
+
+
+def test_the_wait_for_a_decoding_request_is_bounded_by_the_delay() -> None:
+    async def scenario() -> None:
+        fake = FakeRuntime()
+        batcher = make_batcher(fake, max_queue_delay_ms=300)
+        await batcher.start()
+        decoding = asyncio.create_task(decode_then_submit(batcher, 2, 1.5))
+        await asyncio.sleep(0)
+        submitted = time.monotonic()
+        first = await batcher.submit(image(1), soon())
+        assert first.batch_size == 1 and 0.29 <= fake.runs[0].at - submitted < 0.9
+        assert (await decoding).batch_size == 1 and fake.sizes() == [1, 1]
+        await batcher.stop(1.0)
+
+    run(scenario())
+
+
 def test_without_idle_dispatch_the_oldest_item_waits_the_delay() -> None:
     async def scenario() -> None:
         fake = FakeRuntime()

@@ -244,9 +244,10 @@ def test_large_jpeg_is_decoded_at_reduced_scale(large_jpeg: bytes) -> None:
     assert tensor.shape == (3, 64, 48) and original == (3000, 4000)
 
 
-def test_preprocess_equals_training_pre_processing() -> None:
-    pixels = np.asarray(noise_image(16))
-    spec = InputSpec(height=16, width=16, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+@pytest.mark.parametrize("size", [16, 224])  # 224: large enough for torch's parallel kernels
+def test_preprocess_equals_training_pre_processing(size: int) -> None:
+    pixels = np.asarray(noise_image(size))
+    spec = InputSpec(height=size, width=size, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     expected = to_input(pixels[None].copy(), spec.mean, spec.std)[0]
     tensor = preprocess(Image.fromarray(pixels), spec)
     assert tensor.dtype == torch.float32 and tensor.is_contiguous()
@@ -254,7 +255,7 @@ def test_preprocess_equals_training_pre_processing() -> None:
     from_bytes, original = load_for_model(
         encode(Image.fromarray(pixels), "PNG"), spec, max_pixels=LIMIT
     )
-    assert torch.equal(from_bytes, expected) and original == (16, 16)
+    assert torch.equal(from_bytes, expected) and original == (size, size)
 
 
 def test_bgr_order() -> None:

@@ -1,0 +1,77 @@
+"""The benchmark classifier as the peer servers (the hand-written baseline, LitServe) run it.
+
+One copy for every peer, so that they load the same TorchScript file the same way as the
+service (``TorchScriptFormat().load``), pre-process with the service's own code
+(``service.imaging.load_for_model``) and answer the same top-5: a difference between the peers'
+rows is then their servers', not their model code's.
+
+Configured by ``BENCH_BASELINE_MODEL_DIR`` (a model folder: config.json + VERSION/model.pt) and
+``BENCH_TORCH_THREADS``, which the bench sets for every peer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.repository.config import ModelConfig, read_config
+from models.repository.formats import ServableModel, TorchScriptFormat
+from service.imaging import load_for_model
+
+MAX_PIXELS = 40_000_000
+TOP_K = 5
+DEFAULT_MODEL_DIR = "model_repository/shapes-classifier"
+
+
+@dataclass(frozen=True)
+class Classifier:
+    config: ModelConfig
+    model: ServableModel
+
+    def preprocess(self, data: bytes) -> torch.Tensor:
+        """JPEG bytes -> the model's (3, H, W) input, exactly as the service prepares it."""
+        tensor, _ = load_for_model(data, self.config.input, max_pixels=MAX_PIXELS)
+        return tensor
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(batch)
+
+    def top_k(self, logits: torch.Tensor) -> list[dict[str, object]]:
+        """One image's logits -> its ``TOP_K`` most likely labels, softmax scores."""
+        scores, indices = logits.softmax(0).topk(min(TOP_K, logits.numel()))
+        return [
+            {"index": i, "label": self.config.labels[i], "score": s}
+            for s, i in zip(scores.tolist(), indices.tolist(), strict=True)
+        ]
+
+    def answer(self, logits: torch.Tensor) -> dict[str, object]:
+        """The response body of one image, the same for every peer."""
+        return {"model": self.config.name, "predictions": self.top_k(logits)}
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """Twice per batch size: the profiling executor specialises on its first calls, and
+        those seconds belong to start-up, not to the first measured requests."""
+        spec = self.config.input
+        for size in batch_sizes:
+            for _ in range(2):
+                self.forward(torch.zeros(size, 3, spec.height, spec.width))
+
+
+def load(model_dir: Path, warm_batch_sizes: Iterable[int] = (1,)) -> Classifier:
+    config = read_config(model_dir / "config.json")
+    path = model_dir / str(config.latest_version) / TorchScriptFormat.filename
+    classifier = Classifier(config, TorchScriptFormat().load(path, torch.device("cpu")))
+    classifier.warm_up(warm_batch_sizes)
+    return classifier
+
+
+def from_environment(warm_batch_sizes: Iterable[int] = (1,)) -> Classifier:
+    """The model and thread count the bench chose for this peer (see the module docstring)."""
+    torch.set_num_threads(int(os.environ.get("BENCH_TORCH_THREADS", "2")))
+    model_dir = Path(os.environ.get("BENCH_BASELINE_MODEL_DIR", DEFAULT_MODEL_DIR))
+    return load(model_dir, warm_batch_sizes)
