@@ -204,7 +204,10 @@ class ModelStore:
             raise ValueError(f"{path} sha256 {digest[:12]}... does not match config.json "
                              f"({info.sha256[:12]}...): truncated or replaced")  # fmt: skip
         model = get_format(info.format).load(path, self.device)
-        runtime = ModelRuntime(config.name, version, config, model, self.device, thread)
+        shared = thread is self._cpu_thread
+        runtime = ModelRuntime(
+            config.name, version, config, model, self.device, thread, owns_executor=not shared
+        )
         max_batch = self.settings.max_batch_size or config.batching.max_batch_size
         runtime.warm_up(warm_up_sizes(max_batch))
         return runtime

@@ -24,8 +24,8 @@ from service.errors import InferenceFailed, ServiceError
 
 class ModelRuntime:
     """Runs all inference for this model version on one worker thread, never on the event
-    loop: ``executor`` (one thread, possibly shared with other versions, see
-    :func:`inference_thread`), or else a thread of its own (``attnserve-{name}-v{version}``)."""
+    loop: ``executor`` (one thread; ``owns_executor=False`` when it is shared with other
+    versions, see :func:`inference_thread`), or else a thread of its own."""
 
     def __init__(
         self,
@@ -35,13 +35,14 @@ class ModelRuntime:
         model: ServableModel,
         device: torch.device,
         executor: ThreadPoolExecutor | None = None,
+        owns_executor: bool = True,
     ) -> None:
         self.name = name
         self.version = version
         self.config = config
         self.model = model
         self.device = device
-        self._owns_executor = executor is None
+        self._owns_executor = executor is None or owns_executor
         self.executor = executor or inference_thread(f"attnserve-{name}-v{version}")
 
     def run_batch(

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from models.repository.config import InputSpec, ModelConfig
-from service.runtime import ModelRuntime, resolve_device, warm_up_sizes
+from service.runtime import ModelRuntime, inference_thread, resolve_device, warm_up_sizes
 
 SIZE = 8
 LABELS = ["a", "b", "c", "d", "e"]
@@ -138,6 +138,20 @@ def test_close_shuts_the_worker_down() -> None:
     runtime.close()
     with pytest.raises(RuntimeError):
         runtime.executor.submit(lambda: None)
+
+
+@pytest.mark.parametrize("owns", [True, False])
+def test_close_shuts_a_given_thread_down_only_if_the_runtime_owns_it(owns: bool) -> None:
+    thread = inference_thread("given")
+    model = torch.jit.script(TinyNet().eval())
+    runtime = ModelRuntime("tiny", 1, tiny_config(), model, torch.device("cpu"), thread, owns)
+    runtime.close()
+    if owns:  # a GPU version's own thread: gone with the version
+        with pytest.raises(RuntimeError):
+            thread.submit(lambda: None)
+    else:  # the CPU's shared thread: still serving the other versions
+        assert thread.submit(lambda: 7).result() == 7
+        thread.shutdown()
 
 
 def test_warm_up_runs_each_size_with_and_without_maps_in_the_calling_thread() -> None:
