@@ -42,6 +42,10 @@ NORMS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 class NonLocalBlock(AttentionModule):
+    #: Max-pool kernel per spatial axis, to check input sizes; empty without sub-sampling. The
+    #: class-level annotation types the empty list for TorchScript, which cannot infer it.
+    pool_kernel: List[int]
+
     def __init__(
         self,
         channels: int,
@@ -67,8 +71,7 @@ class NonLocalBlock(AttentionModule):
         self.channels = channels
         self.inter_channels = inter_channels
         self.dimension = dimension
-        # Max-pool kernel per spatial axis (empty without sub-sampling), to check input sizes.
-        self.pool_kernel: List[int] = list(POOL_KERNELS[dimension]) if sub_sample else []
+        self.pool_kernel = list(POOL_KERNELS[dimension]) if sub_sample else []
 
         self.theta = conv(channels, inter_channels, kernel_size=1)
         self.phi = conv(channels, inter_channels, kernel_size=1)

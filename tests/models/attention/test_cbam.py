@@ -6,10 +6,7 @@ from torch import Tensor, nn
 from models.attention.base import name_attention_maps
 from models.attention.cbam import CBAM, ChannelGate, SpatialGate
 from tests.models.checks import (
-    assert_batch_independent,
     assert_close,
-    assert_fast_equals_explicit,
-    assert_scripted_matches_eager,
     randomise_,
 )
 
@@ -67,19 +64,6 @@ def test_cbam_matches_seed_block() -> None:
     assert sorted(maps) == ["channel", "spatial"]
     assert_close(maps["channel"], expected_gate)
     assert_close(maps["spatial"], mask[:, 0])
-
-
-@pytest.mark.parametrize(
-    "module",
-    [ChannelGate(16, reduction=4), SpatialGate(16, kernel_size=3), CBAM(16, reduction=4)],
-    ids=["channel", "spatial", "cbam"],
-)
-def test_scripted_batched_and_fast_path_agree(module: nn.Module) -> None:
-    module = randomise_(module)
-    x = torch.randn(8, 16, 5, 7)
-    assert_scripted_matches_eager(module, x)
-    assert_batch_independent(module, x)
-    assert_fast_equals_explicit(module, x)
 
 
 def test_map_names_match_returned_keys_once_named() -> None:

@@ -3,11 +3,8 @@ import torch
 
 from models.attention.criss_cross import CrissCrossAttention
 from tests.models.checks import (
-    assert_batch_independent,
     assert_close,
-    assert_fast_equals_explicit,
     assert_is_distribution,
-    assert_scripted_matches_eager,
     randomise_,
 )
 
@@ -81,14 +78,6 @@ def test_recurrence_shares_weights() -> None:
     with torch.no_grad():
         assert_close(twice(x), once(once(x)))
         assert not torch.allclose(twice(x), once(x))
-
-
-def test_scripted_batched_and_fast_path_agree() -> None:
-    module = randomise_(CrissCrossAttention(16, reduction=8))
-    x = torch.randn(8, 16, 5, 7) * INPUT_SCALE
-    assert_scripted_matches_eager(module, x)
-    assert_batch_independent(module, x)
-    assert_fast_equals_explicit(module, x)
 
 
 def test_fresh_module_is_identity() -> None:

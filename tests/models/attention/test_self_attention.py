@@ -7,11 +7,8 @@ from torch import Tensor
 
 from models.attention.self_attention import SelfAttention2d
 from tests.models.checks import (
-    assert_batch_independent,
     assert_close,
-    assert_fast_equals_explicit,
     assert_is_distribution,
-    assert_scripted_matches_eager,
     randomise_,
 )
 
@@ -46,14 +43,6 @@ def test_matches_seed_formula_and_map(size: Tuple[int, int]) -> None:
     assert received.shape == (8, *size)
     assert_is_distribution(received)
     assert_close(received, attention.mean(dim=1).view(8, *size))
-
-
-def test_scripted_batched_and_fast_path_agree() -> None:
-    module = randomise_(SelfAttention2d(16))
-    x = torch.randn(8, 16, 5, 7)
-    assert_scripted_matches_eager(module, x)
-    assert_batch_independent(module, x)
-    assert_fast_equals_explicit(module, x)
 
 
 def test_identity_at_init_and_small_channel_count() -> None:

@@ -8,23 +8,12 @@ from models.attention.base import name_attention_maps
 from models.attention.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 from models.attention.transformer_stack import TransformerDecoder, TransformerEncoder
 from tests.models.checks import (
-    assert_batch_independent,
     assert_close,
-    assert_fast_equals_explicit,
     assert_is_distribution,
-    assert_scripted_matches_eager,
     randomise_,
 )
 
 C, HEADS, FF = 16, 4, 24
-
-
-@pytest.fixture(autouse=True)
-def _plain_jit_interpreter():
-    """The profiling executor spends about a second re-optimising every scripted MHA graph on
-    its first runs; the equality checks do not need that, so the tests stay fast without it."""
-    with torch.jit.optimized_execution(False):
-        yield
 
 
 def mha(attn: nn.MultiheadAttention, query: Tensor, key: Tensor, value: Tensor):
@@ -112,21 +101,10 @@ def test_decoder_layer_matches_seed_formula(pre: bool) -> None:
         assert_is_distribution(value)
 
 
-@pytest.mark.parametrize("pre", [False, True])
-def test_layers_scripted_batched_and_fast_path_agree(pre: bool) -> None:
-    enc = randomise_(TransformerEncoderLayer(C, HEADS, FF, normalize_before=pre))
-    src, pos = torch.randn(8, 6, C), torch.randn(8, 6, C)
-    assert_scripted_matches_eager(enc, src, pos)
-    for inputs in ((src, pos), (src,)):
-        assert_batch_independent(enc, *inputs)
-        assert_fast_equals_explicit(enc, *inputs)
+def test_absent_positions_equal_zero_positions() -> None:
+    enc = randomise_(TransformerEncoderLayer(C, HEADS, FF))
+    src = torch.randn(8, 6, C)
     assert_close(enc(src), enc(src, torch.zeros_like(src)))
-    dec = randomise_(TransformerDecoderLayer(C, HEADS, FF, normalize_before=pre))
-    tgt, query_pos = torch.randn(8, 3, C), torch.randn(8, 3, C)
-    assert_scripted_matches_eager(dec, tgt, src, pos, query_pos)
-    for inputs in ((tgt, src, pos, query_pos), (tgt, src)):
-        assert_batch_independent(dec, *inputs)
-        assert_fast_equals_explicit(dec, *inputs)
 
 
 @pytest.mark.parametrize("pre", [False, True])
@@ -153,9 +131,6 @@ def test_encoder_stacks_layers_and_names_maps(pre: bool) -> None:
     for value in maps.values():
         assert value.shape == (8, 5)
         assert_is_distribution(value)
-    assert_scripted_matches_eager(enc, src, pos)
-    assert_batch_independent(enc, src, pos)
-    assert_fast_equals_explicit(enc, src, pos)
 
 
 def test_decoder_final_norm_and_intermediate_stack() -> None:
@@ -175,10 +150,6 @@ def test_decoder_final_norm_and_intermediate_stack() -> None:
     assert_close(plain(tgt, memory, pos, query_pos), expected[-1])
     assert sorted(maps) == sorted(name_attention_maps(dec))
     assert len(maps) == 6 and "layers.2.cross_attention" in maps
-    for module in (dec, plain):
-        assert_scripted_matches_eager(module, tgt, memory, pos, query_pos)
-        assert_fast_equals_explicit(module, tgt, memory, pos, query_pos)
-    assert_batch_independent(plain, tgt, memory, pos, query_pos)
     with torch.no_grad():  # the stack is (L, B, Q, C): the batch is its second axis
         alone, _ = dec.forward_with_maps(tgt[5:6], memory[5:6], pos[5:6], query_pos[5:6])
     assert_close(stack[:, 5:6].detach(), alone)
