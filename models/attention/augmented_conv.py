@@ -24,9 +24,14 @@ math. The maps returned are compact.
 
 Differences from the seed:
 
-* Validation raises ``ValueError`` (the seed asserts) and checks more: ``num_heads >= 1``,
-  ``dk`` and ``dv`` divisible by ``num_heads``, ``dk >= num_heads``, ``dv >= 1``,
-  ``out_channels > dv``, ``stride`` in (1, 2), ``relative`` requires ``shape``.
+* The depths are given per head, in the vocabulary every module here shares: ``key_dim`` is
+  the seed's ``dkh = dk // Nh`` and ``value_dim`` its ``dvh = dv // Nh``, so ``dk = key_dim *
+  num_heads`` and ``dv = value_dim * num_heads`` are multiples of the heads by construction
+  (the seed asserts that). They are keyword-only, so a call in the seed's positional
+  ``(dk, dv, Nh)`` order fails instead of meaning something else.
+* Validation raises ``ValueError`` (the seed asserts) and checks more: ``num_heads``,
+  ``key_dim`` and ``value_dim`` at least 1, ``out_channels > dv``, ``stride`` in (1, 2),
+  ``relative`` requires ``shape``.
 * ``shape`` may be an int (square) or ``(height, width)``: ``key_rel_w`` has ``2W - 1`` rows
   and ``key_rel_h`` ``2H - 1`` (the seed sizes both from one square ``shape``). An input whose
   attention map size differs from ``shape`` raises ``ValueError`` naming both sizes (the seed
@@ -50,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, positive
 from models.attention.functional import explicit_attention, fast_attention, received_attention
 
 
@@ -79,48 +84,50 @@ class AugmentedConv2d(AttentionModule):
         channels: int,
         out_channels: int,
         kernel_size: int,
-        dk: int,
-        dv: int,
+        *,
+        key_dim: int,
+        value_dim: int,
         num_heads: int,
         relative: bool = True,
         stride: int = 1,
         shape: Optional[Union[int, Tuple[int, int]]] = None,
     ) -> None:
         super().__init__()
-        if num_heads < 1:
-            raise ValueError(f"num_heads must be >= 1, got {num_heads}")
-        if dk < num_heads or dk % num_heads != 0:
-            raise ValueError(f"dk ({dk}) must be a positive multiple of num_heads ({num_heads})")
-        if dv < 1 or dv % num_heads != 0:
-            raise ValueError(f"dv ({dv}) must be a positive multiple of num_heads ({num_heads})")
+        for name, value in (
+            ("num_heads", num_heads),
+            ("key_dim", key_dim),
+            ("value_dim", value_dim),
+            ("kernel_size", kernel_size),
+        ):
+            positive(name, value)
+        dk, dv = key_dim * num_heads, value_dim * num_heads  # the seed's total depths dk, dv
         if out_channels <= dv:
             raise ValueError(
-                f"out_channels ({out_channels}) must exceed dv ({dv}): the convolution "
-                f"produces the other out_channels - dv channels"
+                f"out_channels ({out_channels}) must exceed value_dim * num_heads ({dv}): the "
+                f"convolution produces the other out_channels - value_dim * num_heads channels"
             )
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
-        if kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
         if relative and shape is None:
             raise ValueError(
                 "relative=True needs shape, the attention map size after stride "
                 "(int or (height, width)), to size the relative position tables"
             )
         self.height, self.width = _attention_size(shape)
-        self.dk = dk
-        self.dv = dv
+        self.key_channels = dk
+        self.value_channels = dv
         self.num_heads = num_heads
-        self.key_head_dim = dk // num_heads
-        self.scale = self.key_head_dim**-0.5
+        self.key_dim = key_dim
+        self.value_dim = value_dim
+        self.scale = key_dim**-0.5
         padding = (kernel_size - 1) // 2
         self.conv_out = nn.Conv2d(channels, out_channels - dv, kernel_size, stride, padding)
         self.qkv_conv = nn.Conv2d(channels, 2 * dk + dv, kernel_size, stride, padding)
         self.attn_out = nn.Conv2d(dv, dv, kernel_size=1)
         if relative:
-            std = self.key_head_dim**-0.5
-            self.key_rel_w = nn.Parameter(torch.randn(2 * self.width - 1, self.key_head_dim) * std)
-            self.key_rel_h = nn.Parameter(torch.randn(2 * self.height - 1, self.key_head_dim) * std)
+            std = key_dim**-0.5
+            self.key_rel_w = nn.Parameter(torch.randn(2 * self.width - 1, key_dim) * std)
+            self.key_rel_h = nn.Parameter(torch.randn(2 * self.height - 1, key_dim) * std)
         else:  # None parameters: TorchScript drops the relative branch.
             self.register_parameter("key_rel_w", None)
             self.register_parameter("key_rel_h", None)
@@ -157,16 +164,20 @@ class AugmentedConv2d(AttentionModule):
                 f"attention map is {height}x{width} but the module was built for shape "
                 f"{self.height}x{self.width} (height x width, after stride)"
             )
-        query, key, value = qkv.split([self.dk, self.dk, self.dv], dim=1)
-        query = self.split_heads(query) * self.scale  # (B, heads, N, dkh)
-        key = self.split_heads(key)  # (B, heads, N, dkh)
-        value = self.split_heads(value)  # (B, heads, N, dvh)
+        query, key, value = qkv.split(
+            [self.key_channels, self.key_channels, self.value_channels], dim=1
+        )
+        query = self.split_heads(query) * self.scale  # (B, heads, N, key_dim)
+        key = self.split_heads(key)  # (B, heads, N, key_dim)
+        value = self.split_heads(value)  # (B, heads, N, value_dim)
         return conv, query, key, value, self.relative_logits(query, height, width)
 
     def combine(self, conv: Tensor, attended: Tensor) -> Tensor:
-        """Merge heads of attended (B, heads, N, dvh), 1x1 conv, concatenate after conv_out."""
+        """Merge heads of attended (B, heads, N, value_dim), 1x1 conv, concatenate after
+        conv_out."""
         batch, height, width = conv.shape[0], conv.shape[2], conv.shape[3]
-        merged = attended.transpose(2, 3).reshape(batch, self.dv, height, width)  # (B, dv, H', W')
+        merged = attended.transpose(2, 3).reshape(batch, self.value_channels, height, width)
+        # merged: (B, heads * value_dim, H', W')
         return torch.cat([conv, self.attn_out(merged)], dim=1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ Map keys are ``map_prefix + local_name``. ``map_prefix`` is empty for a module u
 example ``"stage3.block1.attn."``), which gives the stable names the service exposes.
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +39,7 @@ class AttentionModule(nn.Module):
 
 
 class Identity(AttentionModule):
-    """No attention: lets a block take ``attn=None`` and still call ``forward_with_maps``."""
+    """No attention: lets a block take ``attn_layer=None`` and still call ``forward_with_maps``."""
 
     def forward(self, x: Tensor) -> Tensor:
         return x
@@ -62,3 +62,27 @@ def name_attention_maps(model: nn.Module) -> List[str]:
             module.map_prefix = f"{qualified_name}." if qualified_name else ""
             names.extend(module.map_key(local) for local in module.map_names)
     return names
+
+
+def positive(name: str, value: int) -> int:
+    """``value`` if it is at least 1; a ValueError naming the argument otherwise."""
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def reduced_channels(channels: int, reduction: int, rd_channels: Optional[int] = None) -> int:
+    """The inner width of a channel bottleneck: ``rd_channels`` when given, else
+    ``max(channels // reduction, 1)`` (the seeds' ``C // r``, clamped so small counts build)."""
+    positive("channels", channels)
+    if rd_channels is not None:
+        return positive("rd_channels", rd_channels)
+    return max(channels // positive("reduction", reduction), 1)
+
+
+def check_layer(name: str, layer: Type[nn.Module]) -> Type[nn.Module]:
+    """``act_layer`` and ``gate_layer`` are ``nn.Module`` classes (built once per use), never
+    strings or instances, so every module takes them the same way."""
+    if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+        raise ValueError(f"{name} must be an nn.Module class such as nn.ReLU, got {layer!r}")
+    return layer

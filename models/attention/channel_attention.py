@@ -26,16 +26,14 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, positive
 from models.attention.functional import explicit_attention, fast_attention, received_attention
 
 
 class ChannelSelfAttention(AttentionModule):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels must be a positive channel count, got {channels}")
-        self.channels = channels
+        self.channels = positive("channels", channels)
         self.gamma = nn.Parameter(torch.zeros(1))
         # The seed's dot product is unscaled: softmax(Q K^T), not softmax(Q K^T / sqrt(d)).
         self.scale: float = 1.0

@@ -22,38 +22,37 @@ Differences from the seed:
   applied that many times in sequence, so each pixel gathers context from the whole image.
   The seed's module is one pass (``recurrence=1``); RCCA loops it outside the module.
 * The query/key width is ``max(channels // reduction, 1)`` so small channel counts build;
-  ``reduction`` (seed: fixed 8) is a named parameter.
+  ``reduction`` (seed: fixed 8) is a named parameter, and ``rd_channels`` sets the width
+  explicitly.
 
 Maps: ``attention`` (B, H, W), the attention mass each position receives, averaged over all
 ``H * W`` queries and over the ``recurrence`` passes (sums to 1). It is gathered from the
 column and row weights (each summed over its query axis and put back at its key positions).
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, positive, reduced_channels
 
 
 class CrissCrossAttention(AttentionModule):
-    def __init__(self, channels: int, reduction: int = 8, recurrence: int = 2) -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 8,
+        rd_channels: Optional[int] = None,
+        recurrence: int = 2,
+    ) -> None:
         super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels}")
-        if reduction < 1:
-            raise ValueError(f"reduction must be >= 1, got {reduction}")
-        if recurrence < 1:
-            raise ValueError(
-                f"recurrence must be >= 1 (number of criss-cross passes), got {recurrence}"
-            )
-        query_channels = max(channels // reduction, 1)
+        query_channels = reduced_channels(channels, reduction, rd_channels)
         self.query = nn.Conv2d(channels, query_channels, kernel_size=1)
         self.key = nn.Conv2d(channels, query_channels, kernel_size=1)
         self.value = nn.Conv2d(channels, channels, kernel_size=1)
         self.gamma = nn.Parameter(torch.zeros(1))
-        self.recurrence = recurrence
+        self.recurrence = positive("recurrence", recurrence)  # criss-cross passes
         self.map_names = ["attention"]
 
     def criss_cross(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

@@ -14,9 +14,10 @@ Differences from the seed:
 * argument order: the seed's ``forward(image, query_space)`` takes the key/value map first;
   here ``forward(x, context=None)`` takes the query map first, and ``context=None`` means
   self-attention (``context = x``), so the module also fits blocks that call ``forward(x)``.
-* constructor: ``Conv2dCrossAttention(channels, context_channels=None, embed_dim=None,
+* constructor: ``Conv2dCrossAttention(channels, context_channels=None, key_dim=None,
   out_channels=None)`` with ``channels = D_query_space``, ``context_channels = D_vk_space``,
-  ``embed_dim = D_emb`` and ``out_channels = D_output``; the last three default to ``channels``.
+  ``key_dim = D_emb`` (the query/key width of the one head, named as in every module here)
+  and ``out_channels = D_output``; the last three default to ``channels``.
 * the seed computes ``bmm(key, query)`` of shape ``(B, Nk, Nq)`` and softmaxes ``dim=-2``
   (the key axis); the fast path computes the same weights transposed, ``(B, 1, Nq, Nk)``
   with a softmax over the last (key) axis, through the fused kernel.
@@ -31,14 +32,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, positive
 from models.attention.functional import explicit_attention, fast_attention, received_attention
-
-
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise ValueError(f"{name} must be a positive channel count, got {value}")
-    return value
 
 
 class Conv2dCrossAttention(AttentionModule):
@@ -46,22 +41,22 @@ class Conv2dCrossAttention(AttentionModule):
         self,
         channels: int,
         context_channels: Optional[int] = None,
-        embed_dim: Optional[int] = None,
+        key_dim: Optional[int] = None,
         out_channels: Optional[int] = None,
     ) -> None:
         super().__init__()
-        self.channels = _positive("channels", channels)
-        self.context_channels = _positive(
+        self.channels = positive("channels", channels)
+        self.context_channels = positive(
             "context_channels", channels if context_channels is None else context_channels
         )
-        self.embed_dim = _positive("embed_dim", channels if embed_dim is None else embed_dim)
-        self.out_channels = _positive(
+        self.key_dim = positive("key_dim", channels if key_dim is None else key_dim)
+        self.out_channels = positive(
             "out_channels", channels if out_channels is None else out_channels
         )
-        self.query = nn.Conv2d(self.channels, self.embed_dim, 1)
-        self.key = nn.Conv2d(self.context_channels, self.embed_dim, 1)
+        self.query = nn.Conv2d(self.channels, self.key_dim, 1)
+        self.key = nn.Conv2d(self.context_channels, self.key_dim, 1)
         self.value = nn.Conv2d(self.context_channels, self.out_channels, 1)
-        self.scale = 1.0 / math.sqrt(self.embed_dim)
+        self.scale = 1.0 / math.sqrt(self.key_dim)
         # The seed's "special init": no activation follows, so Xavier rather than Kaiming.
         for conv in (self.query, self.key, self.value):
             nn.init.xavier_uniform_(conv.weight)

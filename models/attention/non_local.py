@@ -2,7 +2,8 @@
 
 Paper: Wang et al., "Non-local Neural Networks", CVPR 2018 (arXiv:1711.07971).
 Seed: 003 ``_NonLocalBlockND`` (004 describes the same block in prose): 1x1 convs ``theta``,
-``phi`` and ``g`` (with biases) map C -> C_i channels (C_i = C // 2 by default, at least 1);
+``phi`` and ``g`` (with biases) map C -> C_i channels (the seed's ``inter_channels``: C // 2,
+at least 1);
 with ``sub_sample``, ``phi`` and ``g`` are followed by a max-pool (kernel 2, (2, 2) or
 (1, 2, 2): time is never pooled), which shrinks the key positions; ``f = theta^T phi``,
 **unscaled**; softmax over the key axis; ``y = f g`` reshaped to (B, C_i, *spatial);
@@ -13,6 +14,8 @@ is the identity.
 Differences from the seed:
 
 * The seed's stray ``print(f.shape)`` in ``forward`` is dropped.
+* ``inter_channels`` is named as in every module here: ``rd_channels`` for the explicit width,
+  else ``max(channels // reduction, 1)`` with ``reduction=2`` (the seed's ``C // 2``).
 * ``dimension`` defaults to 2 (the seed's ``NONLocalBlock2D`` usage; the ``_NonLocalBlockND``
   base defaults to 3). Invalid arguments raise ``ValueError`` (the seed asserts).
 * The max-pool is one module applied after ``phi`` and ``g`` (the seed wraps each conv in an
@@ -31,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, reduced_channels
 from models.attention.functional import explicit_attention, fast_attention, received_attention
 
 #: Max-pool kernel on phi and g per dimension: halves every axis except time.
@@ -49,7 +52,8 @@ class NonLocalBlock(AttentionModule):
     def __init__(
         self,
         channels: int,
-        inter_channels: Optional[int] = None,
+        reduction: int = 2,
+        rd_channels: Optional[int] = None,
         dimension: int = 2,
         sub_sample: bool = True,
         bn_layer: bool = True,
@@ -59,33 +63,24 @@ class NonLocalBlock(AttentionModule):
             raise ValueError(
                 f"dimension must be 1, 2 or 3 (sequence, image, video), got {dimension}"
             )
-        if channels < 1:
-            raise ValueError(f"channels must be a positive channel count, got {channels}")
-        if inter_channels is None:
-            inter_channels = max(channels // 2, 1)
-        if inter_channels < 1:
-            raise ValueError(
-                f"inter_channels must be >= 1 (or None for channels // 2), got {inter_channels}"
-            )
+        inner = reduced_channels(channels, reduction, rd_channels)  # the seed's C_i
         conv = CONVS[dimension]
         self.channels = channels
-        self.inter_channels = inter_channels
+        self.rd_channels = inner
         self.dimension = dimension
         self.pool_kernel = list(POOL_KERNELS[dimension]) if sub_sample else []
 
-        self.theta = conv(channels, inter_channels, kernel_size=1)
-        self.phi = conv(channels, inter_channels, kernel_size=1)
-        self.g = conv(channels, inter_channels, kernel_size=1)
+        self.theta = conv(channels, inner, kernel_size=1)
+        self.phi = conv(channels, inner, kernel_size=1)
+        self.g = conv(channels, inner, kernel_size=1)
         self.pool = (
             POOLS[dimension](kernel_size=POOL_KERNELS[dimension]) if sub_sample else nn.Identity()
         )
         if bn_layer:
-            self.W = nn.Sequential(
-                conv(inter_channels, channels, kernel_size=1), NORMS[dimension](channels)
-            )
+            self.W = nn.Sequential(conv(inner, channels, kernel_size=1), NORMS[dimension](channels))
             zeroed = self.W[1]
         else:
-            self.W = conv(inter_channels, channels, kernel_size=1)
+            self.W = conv(inner, channels, kernel_size=1)
             zeroed = self.W
         nn.init.zeros_(zeroed.weight)
         nn.init.zeros_(zeroed.bias)

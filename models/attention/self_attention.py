@@ -13,7 +13,8 @@ Differences from the seed:
 * ``forward`` returns the output only (the seed's ``Self_Attn`` also returns the N x N
   attention); the compact map comes from ``forward_with_maps``.
 * ``Self_Attn``'s unused ``activation`` argument is dropped.
-* The reduction 8 is the named argument ``reduction``; the Q/K width is clamped to at least 1.
+* The reduction 8 is the named argument ``reduction``; the Q/K width is clamped to at least 1,
+  or set explicitly by ``rd_channels``.
 * The seed's ``Self_Attn`` unpacks the size as ``(B, C, width, height)`` (swapped names);
   harmless there because it only flattens and restores the same shape, and any H x W works.
 
@@ -21,23 +22,21 @@ Maps: ``attention`` (B, H, W), the attention mass each key position receives, av
 query positions (sums to 1).
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, reduced_channels
 from models.attention.functional import explicit_attention, fast_attention, received_attention
 
 
 class SelfAttention2d(AttentionModule):
-    def __init__(self, channels: int, reduction: int = 8) -> None:
+    def __init__(
+        self, channels: int, reduction: int = 8, rd_channels: Optional[int] = None
+    ) -> None:
         super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels must be a positive channel count, got {channels}")
-        if reduction < 1:
-            raise ValueError(f"reduction must be >= 1, got {reduction}")
-        key_channels = max(channels // reduction, 1)
+        key_channels = reduced_channels(channels, reduction, rd_channels)
         self.query_conv = nn.Conv2d(channels, key_channels, kernel_size=1)
         self.key_conv = nn.Conv2d(channels, key_channels, kernel_size=1)
         self.value_conv = nn.Conv2d(channels, channels, kernel_size=1)

@@ -16,7 +16,7 @@ Here, deliberately different from the seed:
 * localisation network (not in the seed; a small one in the spirit of the paper and of the
   PyTorch STN tutorial): ``conv3x3 -> ReLU -> conv3x3 (stride 2) -> ReLU ->
   AdaptiveAvgPool2d(pooled_size) -> flatten -> Linear -> ReLU -> Linear(hidden, 6)``; the
-  adaptive pool lets it take any input size.
+  adaptive pool lets it take any input size, and ``act_layer`` replaces the ReLUs.
 * the last Linear starts with zero weights and the identity bias ``[1, 0, 0, 0, 1, 0]``, as the
   paper recommends, so a fresh module returns its input (up to float rounding: at the
   identity, ``align_corners=False`` samples exactly the pixel centres).
@@ -24,13 +24,13 @@ Here, deliberately different from the seed:
 Maps: ``theta`` (B, 2, 3), the affine transform from output to input coordinates.
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Type
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, check_layer, positive
 
 IDENTITY_THETA = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -42,6 +42,7 @@ class SpatialTransformer(AttentionModule):
         localisation_channels: int = 8,
         pooled_size: int = 4,
         hidden_features: int = 32,
+        act_layer: Type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -50,20 +51,20 @@ class SpatialTransformer(AttentionModule):
             ("pooled_size", pooled_size),
             ("hidden_features", hidden_features),
         ):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
+            positive(name, value)
+        check_layer("act_layer", act_layer)
         self.channels = channels
         self.localisation = nn.Sequential(
             nn.Conv2d(channels, localisation_channels, 3, padding=1),
-            nn.ReLU(inplace=True),
+            act_layer(),
             nn.Conv2d(localisation_channels, localisation_channels, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),
+            act_layer(),
             nn.AdaptiveAvgPool2d(pooled_size),
             nn.Flatten(),
         )
         self.regressor = nn.Sequential(
             nn.Linear(localisation_channels * pooled_size * pooled_size, hidden_features),
-            nn.ReLU(inplace=True),
+            act_layer(),
             nn.Linear(hidden_features, 6),
         )
         # Start at the identity transform: the module is a no-op until it learns to warp.

@@ -5,28 +5,36 @@ Seed: 003 and 004 ``SELayer``: global average pool, ``Linear(C, C // r) -> ReLU 
 Linear(C // r, C) -> Sigmoid``, no biases, output ``x * gate``.
 
 Differences from the seed: none in the math. The bottleneck width is clamped to at least 1
-so small channel counts (C < reduction) still build.
+so small channel counts (C < reduction) still build; ``rd_channels`` sets it explicitly, and
+``act_layer`` / ``gate_layer`` (seed: ReLU / Sigmoid) can be swapped, as in timm's SEModule.
 
 Maps: ``channel`` (B, C), the sigmoid gate applied to each channel (values in (0, 1)).
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, check_layer, reduced_channels
 
 
 class SqueezeExcitation(AttentionModule):
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        rd_channels: Optional[int] = None,
+        act_layer: Type[nn.Module] = nn.ReLU,
+        gate_layer: Type[nn.Module] = nn.Sigmoid,
+    ) -> None:
         super().__init__()
-        hidden = max(channels // reduction, 1)
+        hidden = reduced_channels(channels, reduction, rd_channels)
         self.fc = nn.Sequential(
             nn.Linear(channels, hidden, bias=False),
-            nn.ReLU(inplace=True),
+            check_layer("act_layer", act_layer)(),
             nn.Linear(hidden, channels, bias=False),
-            nn.Sigmoid(),
+            check_layer("gate_layer", gate_layer)(),
         )
         self.map_names = ["channel"]
 

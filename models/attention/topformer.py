@@ -5,7 +5,7 @@ CVPR 2022 (arXiv:2204.05525); the value widening (``attn_ratio``) follows LeViT.
 Seed: 001 ``Attention``: ``to_q``/``to_k`` are ``Conv2d_BN(C, key_dim * heads)``, ``to_v`` is
 ``Conv2d_BN(C, int(attn_ratio * key_dim) * heads)`` (1x1 convolution without bias, then
 BatchNorm); per head ``softmax_keys(q k^T) v``; the heads are concatenated into
-``dh = d * heads`` channels and projected back by ``activation -> Conv2d_BN(dh, C)`` whose
+``dh = d * heads`` channels and projected back by ``act_layer -> Conv2d_BN(dh, C)`` whose
 BatchNorm weight starts at 0.
 
 Scaling, deliberately as the seed: the seed (like the official TopFormer code) defines
@@ -17,8 +17,9 @@ Zero output at init: the projection's BatchNorm weight (and bias) start at 0, so
 outputs zeros. TopFormer uses it inside a residual (``x + attn(x)``), which therefore starts as
 the identity; the module itself adds no residual.
 
-Differences from the seed: ``activation`` defaults to ``nn.ReLU`` (the seed's default ``None``
-cannot be instantiated) and must be an ``nn.Module`` class; the seed's ``norm_cfg`` (mmcv) is
+Differences from the seed: the seed's ``activation`` is named ``act_layer``, as in every module
+here; it defaults to ``nn.ReLU`` (the seed's default ``None`` cannot be instantiated) and must
+be an ``nn.Module`` class; the seed's ``norm_cfg`` (mmcv) is
 plain ``nn.BatchNorm2d``. Submodule names (``to_q.c``, ``to_q.bn``, ``proj.1.c`` ...) follow the
 official code so its state dicts load.
 
@@ -31,7 +32,7 @@ from typing import Dict, Tuple, Type
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
+from models.attention.base import AttentionModule, check_layer, positive
 from models.attention.functional import explicit_attention, fast_attention, received_attention
 
 
@@ -54,21 +55,16 @@ class TopFormerAttention(AttentionModule):
         key_dim: int = 16,
         num_heads: int = 8,
         attn_ratio: float = 4,
-        activation: Type[nn.Module] = nn.ReLU,
+        act_layer: Type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         for name, value in (("channels", channels), ("key_dim", key_dim), ("num_heads", num_heads)):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
+            positive(name, value)
         value_dim = int(attn_ratio * key_dim)
         if value_dim < 1:
             raise ValueError(
                 f"attn_ratio * key_dim must be at least 1 (value width per head), "
                 f"got {attn_ratio} * {key_dim}"
-            )
-        if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
-            raise ValueError(
-                f"activation must be an nn.Module class such as nn.ReLU, got {activation!r}"
             )
         self.channels = channels
         self.num_heads = num_heads
@@ -79,7 +75,9 @@ class TopFormerAttention(AttentionModule):
         self.to_q = Conv2dBN(channels, key_dim * num_heads)
         self.to_k = Conv2dBN(channels, key_dim * num_heads)
         self.to_v = Conv2dBN(channels, self.dh)
-        self.proj = nn.Sequential(activation(), Conv2dBN(self.dh, channels, bn_weight_init=0.0))
+        self.proj = nn.Sequential(
+            check_layer("act_layer", act_layer)(), Conv2dBN(self.dh, channels, bn_weight_init=0.0)
+        )
         self.map_names = ["attention"]
 
     def _heads(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

@@ -27,8 +27,10 @@ Deliberate differences from the seed:
   matches the batch-first layout of the conv feature maps and the service's batching. The
   intermediate stack is ``(L, B, Q, C)``.
 * no attention masks or key-padding masks: images here are never padded.
-* ``activation`` is ``"relu"`` or ``"gelu"``; the seed also accepts ``"glu"``, which halves
-  the FFN width so that ``linear2`` cannot take it, so it raises ``ValueError`` here.
+* the seed's ``activation`` string (``"relu"``, ``"gelu"``) is ``act_layer``, an ``nn.Module``
+  class as in every module here (``nn.ReLU``, ``nn.GELU``; the attribute keeps DETR's name
+  ``activation`` and holds no weights). The seed also accepts ``"glu"``, which halves the FFN
+  width so that ``linear2`` cannot take it: ``nn.GLU`` raises ``ValueError`` here.
 * the constructors take the hyper-parameters (``channels`` is DETR's ``d_model``) rather than a
   prototype layer to clone. Submodule names follow DETR's so its state dicts load.
 
@@ -45,18 +47,20 @@ mode, since in training MHA returns the weights after attention dropout):
   architecture calling it again re-prefixes the layers with their full paths.
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
-from models.attention.base import AttentionModule
-
-ACTIVATIONS = ("relu", "gelu")
+from models.attention.base import AttentionModule, check_layer
 
 
 def _check_arguments(
-    channels: int, num_heads: int, dim_feedforward: int, dropout: float, activation: str
+    channels: int,
+    num_heads: int,
+    dim_feedforward: int,
+    dropout: float,
+    act_layer: Type[nn.Module],
 ) -> None:
     if channels < 1 or num_heads < 1 or channels % num_heads != 0:
         raise ValueError(
@@ -66,10 +70,9 @@ def _check_arguments(
         raise ValueError(f"dim_feedforward must be positive, got {dim_feedforward}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if activation not in ACTIVATIONS:
+    if issubclass(check_layer("act_layer", act_layer), nn.GLU):
         raise ValueError(
-            f"activation must be one of {ACTIVATIONS}, got {activation!r} "
-            "('glu' halves the feed-forward width, which linear2 cannot take)"
+            "act_layer nn.GLU halves the feed-forward width, which linear2 cannot take"
         )
 
 
@@ -102,10 +105,15 @@ class _DetrLayer(AttentionModule):
     """What encoder and decoder layers share: self-attention, the FFN and its activation."""
 
     def __init__(
-        self, channels: int, num_heads: int, dim_feedforward: int, dropout: float, activation: str
+        self,
+        channels: int,
+        num_heads: int,
+        dim_feedforward: int,
+        dropout: float,
+        act_layer: Type[nn.Module],
     ) -> None:
         super().__init__()
-        _check_arguments(channels, num_heads, dim_feedforward, dropout, activation)
+        _check_arguments(channels, num_heads, dim_feedforward, dropout, act_layer)
         self.channels = channels
         self.self_attn = nn.MultiheadAttention(
             channels, num_heads, dropout=dropout, batch_first=True
@@ -113,7 +121,7 @@ class _DetrLayer(AttentionModule):
         self.linear1 = nn.Linear(channels, dim_feedforward)
         self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, channels)
-        self.activation = nn.ReLU() if activation == "relu" else nn.GELU()
+        self.activation = act_layer()
 
     def feed_forward(self, x: Tensor) -> Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
@@ -136,10 +144,10 @@ class TransformerEncoderLayer(_DetrLayer):
         num_heads: int = 8,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
-        activation: str = "relu",
+        act_layer: Type[nn.Module] = nn.ReLU,
         normalize_before: bool = False,
     ) -> None:
-        super().__init__(channels, num_heads, dim_feedforward, dropout, activation)
+        super().__init__(channels, num_heads, dim_feedforward, dropout, act_layer)
         self.norm1 = nn.LayerNorm(channels)
         self.norm2 = nn.LayerNorm(channels)
         self.dropout1 = nn.Dropout(dropout)
@@ -180,10 +188,10 @@ class TransformerDecoderLayer(_DetrLayer):
         num_heads: int = 8,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
-        activation: str = "relu",
+        act_layer: Type[nn.Module] = nn.ReLU,
         normalize_before: bool = False,
     ) -> None:
-        super().__init__(channels, num_heads, dim_feedforward, dropout, activation)
+        super().__init__(channels, num_heads, dim_feedforward, dropout, act_layer)
         self.multihead_attn = nn.MultiheadAttention(
             channels, num_heads, dropout=dropout, batch_first=True
         )

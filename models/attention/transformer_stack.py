@@ -7,7 +7,7 @@ qualified names (``layers.{i}.attention``; ``layers.{i}.self_attention`` and
 ``layers.{i}.cross_attention``).
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +26,7 @@ class TransformerEncoder(AttentionModule):
         num_heads: int = 8,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
-        activation: str = "relu",
+        act_layer: Type[nn.Module] = nn.ReLU,
         normalize_before: bool = False,
     ) -> None:
         super().__init__()
@@ -35,7 +35,7 @@ class TransformerEncoder(AttentionModule):
         self.num_layers = num_layers
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(
-                channels, num_heads, dim_feedforward, dropout, activation, normalize_before
+                channels, num_heads, dim_feedforward, dropout, act_layer, normalize_before
             )
             for _ in range(num_layers)
         )
@@ -76,7 +76,7 @@ class TransformerDecoder(AttentionModule):
         num_heads: int = 8,
         dim_feedforward: int = 2048,
         dropout: float = 0.1,
-        activation: str = "relu",
+        act_layer: Type[nn.Module] = nn.ReLU,
         normalize_before: bool = False,
         return_intermediate: bool = False,
     ) -> None:
@@ -87,7 +87,7 @@ class TransformerDecoder(AttentionModule):
         self.return_intermediate = return_intermediate
         self.layers = nn.ModuleList(
             TransformerDecoderLayer(
-                channels, num_heads, dim_feedforward, dropout, activation, normalize_before
+                channels, num_heads, dim_feedforward, dropout, act_layer, normalize_before
             )
             for _ in range(num_layers)
         )

@@ -3,8 +3,9 @@
 ``BasicBlock`` is the ResNet basic block of seeds 003 (CBAM ``BasicBlock``) and 004
 (``SEBasicBlock``): conv3x3-BN-ReLU, conv3x3-BN, attention, + shortcut, ReLU. The attention
 sits where both seeds put it, after the second BN and before the residual sum.
-With ``augmented`` the first convolution is an :class:`AugmentedConv2d` (Bello et al.), as the
-paper does in its AA-ResNets.
+``attn_layer`` is anything :func:`create_attention` takes (a name such as ``"cbam"``, an
+attention class, or None). With ``augmented`` the first convolution is an
+:class:`AugmentedConv2d` (Bello et al.), as the paper does in its AA-ResNets.
 """
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from models.attention.augmented_conv import AugmentedConv2d
-from models.attention.factory import create_attention
+from models.attention.factory import AttnLayer, create_attention
 from models.attention.topformer import TopFormerAttention
 from models.zoo.chain import NoMaps
 
@@ -47,7 +48,8 @@ class Stem(NoMaps):
 
 @dataclass(frozen=True)
 class AugmentedSpec:
-    """Attention-augmented first convolution: key/value depths as fractions of the width."""
+    """Attention-augmented first convolution: key/value depths as fractions of the width
+    (the paper's kappa = dk / F_out and upsilon = dv / F_out), rounded to whole heads."""
 
     key_ratio: float = 0.25
     value_ratio: float = 0.25
@@ -58,15 +60,13 @@ class AugmentedSpec:
         self, in_channels: int, out_channels: int, stride: int, shape: Tuple[int, int]
     ) -> AugmentedConv2d:
         heads = self.num_heads
-        dk = max(heads, round(out_channels * self.key_ratio / heads) * heads)
-        dv = max(heads, round(out_channels * self.value_ratio / heads) * heads)
         return AugmentedConv2d(
             in_channels,
             out_channels,
             3,
-            dk,
-            dv,
-            heads,
+            key_dim=max(1, round(out_channels * self.key_ratio / heads)),
+            value_dim=max(1, round(out_channels * self.value_ratio / heads)),
+            num_heads=heads,
             relative=self.relative,
             stride=stride,
             shape=shape,
@@ -85,7 +85,7 @@ class BasicBlock(nn.Module):
         out_channels: int,
         stride: int = 1,
         dilation: int = 1,
-        attn: Optional[str] = None,
+        attn_layer: AttnLayer = None,
         augmented: Optional[AugmentedSpec] = None,
         output_shape: Tuple[int, int] = (0, 0),
     ) -> None:
@@ -101,7 +101,7 @@ class BasicBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, 1, dilation, dilation, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        self.attn = create_attention(attn, out_channels)
+        self.attn = create_attention(attn_layer, out_channels)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(

@@ -47,7 +47,7 @@ def build_resnet(spec: ResNetSpec, input_size: Tuple[int, int]) -> Tuple[Chain, 
                         stage.channels,
                         stride=first_stride if block == 0 else 1,
                         dilation=dilation,
-                        attn=stage.attn,
+                        attn_layer=stage.attn_layer,
                         augmented=stage.augmented,
                         output_shape=size,
                     ),
@@ -73,7 +73,7 @@ def build_topformer(spec: TopFormerSpec) -> Tuple[Chain, int]:
 
 def build_neck(spec: NeckSpec, channels: int) -> nn.Module:
     if spec.kind == "transformer":
-        return TransformerNeck(channels, spec.layers, spec.num_heads)
+        return TransformerNeck(channels, spec.num_layers, spec.num_heads)
     return create_attention(spec.kind, channels)
 
 

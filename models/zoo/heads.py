@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from models.attention.base import reduced_channels
 from models.attention.channel_attention import ChannelSelfAttention
 from models.attention.criss_cross import CrissCrossAttention
 from models.attention.non_local import NonLocalBlock
@@ -18,6 +19,9 @@ from models.zoo.chain import NoMaps
 from models.zoo.necks import maps_to_grid, to_tokens
 
 SEGMENTATION_DROPOUT = 0.1
+#: Segmentation heads attend at a quarter of the backbone's width (DANet's and CCNet's
+#: ``inter_channels = in_channels // 4``).
+HEAD_REDUCTION = 4
 
 
 class PoolLinearHead(NoMaps):
@@ -76,6 +80,11 @@ class DetrHead(nn.Module):
         return self.fc(queries.mean(dim=1)), maps
 
 
+def head_channels(channels: int) -> int:
+    """The width a segmentation head reduces the backbone's features to before attending."""
+    return reduced_channels(channels, HEAD_REDUCTION)
+
+
 def segmentation_classifier(channels: int, num_classes: int) -> nn.Sequential:
     return nn.Sequential(nn.Dropout2d(SEGMENTATION_DROPOUT), nn.Conv2d(channels, num_classes, 1))
 
@@ -85,15 +94,16 @@ class DANetHead(nn.Module):
     branches, summed, classified.
 
     Differences from the seed: its final 1x1 convolutions hard-code 512 input channels (a bug
-    for any other width): they take ``in_channels // 4`` here. The seed also returns the two
-    branch predictions for auxiliary losses; only the fused prediction is served.
+    for any other width): they take the branch width, :func:`head_channels`, here. The seed
+    also returns the two branch predictions for auxiliary losses; only the fused prediction is
+    served.
     """
 
-    def __init__(self, in_channels: int, num_classes: int) -> None:
+    def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
-        inter = in_channels // 4
-        self.position_in = conv_bn_relu(in_channels, inter)
-        self.channel_in = conv_bn_relu(in_channels, inter)
+        inter = head_channels(channels)
+        self.position_in = conv_bn_relu(channels, inter)
+        self.channel_in = conv_bn_relu(channels, inter)
         self.position = SelfAttention2d(inter)
         self.channel = ChannelSelfAttention(inter)
         self.position_out = conv_bn_relu(inter, inter)
@@ -117,15 +127,16 @@ class DANetHead(nn.Module):
 class ContextHead(nn.Module):
     """CCNet's RCCA module shape, with any context attention in the middle: reduce (3x3),
     attend, 3x3, concatenate with the input, bottleneck 3x3, classify. CCNet uses recurrent
-    criss-cross attention (R=2); the Non-local segmenter puts a Non-local block there."""
+    criss-cross attention (R=2); the Non-local segmenter puts a Non-local block there.
+    ``attention`` takes the reduced width, :func:`head_channels`."""
 
-    def __init__(self, in_channels: int, num_classes: int, attention: nn.Module) -> None:
+    def __init__(self, channels: int, num_classes: int, attention: nn.Module) -> None:
         super().__init__()
-        inter = in_channels // 4
-        self.reduce = conv_bn_relu(in_channels, inter)
+        inter = head_channels(channels)
+        self.reduce = conv_bn_relu(channels, inter)
         self.attention = attention
         self.expand = conv_bn_relu(inter, inter)
-        self.bottleneck = conv_bn_relu(in_channels + inter, inter)
+        self.bottleneck = conv_bn_relu(channels + inter, inter)
         self.classifier = segmentation_classifier(inter, num_classes)
 
     def _classify(self, x: Tensor, context: Tensor) -> Tensor:
@@ -141,11 +152,11 @@ class ContextHead(nn.Module):
         return self._classify(x, context), maps
 
 
-def ccnet_head(in_channels: int, num_classes: int, recurrence: int = 2) -> ContextHead:
-    attention = CrissCrossAttention(in_channels // 4, recurrence=recurrence)
-    return ContextHead(in_channels, num_classes, attention)
+def ccnet_head(channels: int, num_classes: int, recurrence: int = 2) -> ContextHead:
+    attention = CrissCrossAttention(head_channels(channels), recurrence=recurrence)
+    return ContextHead(channels, num_classes, attention)
 
 
-def nonlocal_head(in_channels: int, num_classes: int) -> ContextHead:
-    attention = NonLocalBlock(in_channels // 4, sub_sample=True)
-    return ContextHead(in_channels, num_classes, attention)
+def nonlocal_head(channels: int, num_classes: int) -> ContextHead:
+    attention = NonLocalBlock(head_channels(channels), sub_sample=True)
+    return ContextHead(channels, num_classes, attention)

@@ -47,7 +47,7 @@ class TransformerNeck(nn.Module):
             num_heads,
             dim_feedforward or 4 * channels,
             dropout,
-            "relu",
+            nn.ReLU,
             normalize_before,
         )
 

@@ -6,6 +6,7 @@ the module paths, e.g. ``backbone.stage3.block1.attn.spatial``; ``exposed_maps``
 
 from typing import Dict, List, Optional, Tuple
 
+from models.attention.factory import AttnLayer
 from models.zoo.blocks import AugmentedSpec
 from models.zoo.specs import (
     ArchitectureSpec,
@@ -21,18 +22,18 @@ DEMO_WIDTHS = (16, 32, 64, 64)
 
 
 def resnet(
-    attn: Optional[str] = None,
+    attn_layer: AttnLayer = None,
     widths: Tuple[int, ...] = WIDTHS,
     output_stride: int = 32,
     augmented_from: Optional[int] = None,
 ) -> ResNetSpec:
-    """One block per stage (two in stage 3), ``attn`` in every block; stages from index
+    """One block per stage (two in stage 3), ``attn_layer`` in every block; stages from index
     ``augmented_from`` on use attention-augmented convolutions."""
     stages = tuple(
         StageSpec(
             channels=width,
             blocks=2 if index == 2 else 1,
-            attn=attn,
+            attn_layer=attn_layer,
             augmented=AugmentedSpec()
             if augmented_from is not None and index >= augmented_from
             else None,

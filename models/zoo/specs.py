@@ -5,6 +5,7 @@ where, which neck and which head. :mod:`models.zoo.registry` names instances of 
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Tuple
 
+from models.attention.factory import AttnLayer
 from models.zoo.blocks import AugmentedSpec
 
 Task = Literal["classification", "segmentation"]
@@ -16,7 +17,7 @@ class StageSpec:
 
     channels: int
     blocks: int = 1
-    attn: Optional[str] = None  # a create_attention name, in every block of the stage
+    attn_layer: AttnLayer = None  # what create_attention takes, in every block of the stage
     augmented: Optional[AugmentedSpec] = None  # attention-augmented first convolution
 
 
@@ -48,7 +49,7 @@ class NeckSpec:
     """Global attention after the backbone: a create_attention name or ``"transformer"``."""
 
     kind: str
-    layers: int = 2
+    num_layers: int = 2
     num_heads: int = 4
 
 

@@ -26,7 +26,7 @@ def seed_formula(module: AugmentedConv2d, x: torch.Tensor) -> tuple[torch.Tensor
     conv = F.conv2d(x, module.conv_out.weight, module.conv_out.bias, stride, padding)
     qkv = F.conv2d(x, module.qkv_conv.weight, module.qkv_conv.bias, stride, padding)
     batch, _, height, width = qkv.shape
-    dk, dv, heads = module.dk, module.dv, module.num_heads
+    dk, dv, heads = module.key_channels, module.value_channels, module.num_heads
     dkh, dvh = dk // heads, dv // heads
     query, key, value = qkv[:, :dk], qkv[:, dk : 2 * dk], qkv[:, 2 * dk :]
     positions = [(row, col) for row in range(height) for col in range(width)]
@@ -70,7 +70,15 @@ def test_matches_seed_formula_and_map(
     shape: Shape, size: tuple[int, int], stride: int, relative: bool, kernel_size: int
 ) -> None:
     module = AugmentedConv2d(
-        3, 10, kernel_size, dk=8, dv=4, num_heads=2, relative=relative, stride=stride, shape=shape
+        3,
+        10,
+        kernel_size,
+        key_dim=4,
+        value_dim=2,
+        num_heads=2,
+        relative=relative,
+        stride=stride,
+        shape=shape,
     )
     module = randomise_(module)
     x = torch.randn(2, 3, *size)
@@ -88,7 +96,7 @@ def test_matches_seed_formula_and_map(
 
 
 def test_relative_tables_sized_per_axis_and_scaled() -> None:
-    module = AugmentedConv2d(3, 20, 3, dk=40, dv=4, num_heads=4, shape=(5, 9))
+    module = AugmentedConv2d(3, 20, 3, key_dim=10, value_dim=1, num_heads=4, shape=(5, 9))
     assert module.key_rel_h is not None and module.key_rel_w is not None
     assert module.key_rel_h.shape == (9, 10)
     assert module.key_rel_w.shape == (17, 10)
@@ -98,7 +106,9 @@ def test_relative_tables_sized_per_axis_and_scaled() -> None:
 
 @pytest.mark.parametrize("relative", [True, False])
 def test_wrong_input_size_raises(relative: bool) -> None:
-    module = AugmentedConv2d(3, 10, 3, dk=8, dv=4, num_heads=2, relative=relative, shape=(3, 4))
+    module = AugmentedConv2d(
+        3, 10, 3, key_dim=4, value_dim=2, num_heads=2, relative=relative, shape=(3, 4)
+    )
     x = torch.randn(1, 3, 4, 4)
     with pytest.raises(ValueError, match=r"4x4.*3x4"):
         module(x)
@@ -112,10 +122,8 @@ def test_wrong_input_size_raises(relative: bool) -> None:
     ("kwargs", "message"),
     [
         ({"num_heads": 0}, "num_heads"),
-        ({"dk": 6, "num_heads": 4}, "dk"),
-        ({"dk": 0}, "dk"),
-        ({"dv": 6, "num_heads": 4}, "dv"),
-        ({"dv": 0}, "dv"),
+        ({"key_dim": 0}, "key_dim"),
+        ({"value_dim": 0}, "value_dim"),
         ({"out_channels": 4}, "out_channels"),
         ({"stride": 3}, "stride"),
         ({"kernel_size": 0}, "kernel_size"),
@@ -128,8 +136,8 @@ def test_invalid_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
         "channels": 3,
         "out_channels": 10,
         "kernel_size": 3,
-        "dk": 8,
-        "dv": 4,
+        "key_dim": 4,
+        "value_dim": 2,
         "num_heads": 2,
         "relative": True,
         "shape": 4,
@@ -137,3 +145,10 @@ def test_invalid_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
     }
     with pytest.raises(ValueError, match=message):
         AugmentedConv2d(**arguments)
+
+
+def test_depths_are_keyword_only() -> None:
+    """The seed's positional (dk, dv, Nh) are totals; the per-head key_dim / value_dim are not,
+    so a positional call in the seed's order must fail rather than build another module."""
+    with pytest.raises(TypeError):
+        AugmentedConv2d(3, 10, 3, 8, 4, 2)  # type: ignore[misc]

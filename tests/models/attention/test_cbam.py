@@ -1,3 +1,5 @@
+from typing import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,23 +12,28 @@ from tests.models.checks import (
     randomise_,
 )
 
+Function = Callable[[Tensor], Tensor]
 
-def seed_channel_attention(fc1: Tensor, fc2: Tensor, x: Tensor) -> Tensor:
-    """Seed 003 ChannelAttention: sigmoid(fc2(relu(fc1(avgpool x))) + fc2(relu(fc1(maxpool x))))."""
+
+def seed_channel_attention(
+    fc1: Tensor, fc2: Tensor, x: Tensor, act: Function = F.relu, gate: Function = torch.sigmoid
+) -> Tensor:
+    """Seed 003 ChannelAttention: sigmoid(fc2(relu(fc1(avgpool x))) + fc2(relu(fc1(maxpool x))))
+    (``act`` and ``gate`` replace relu and sigmoid)."""
     avg = F.adaptive_avg_pool2d(x, 1)
     peak = F.adaptive_max_pool2d(x, 1)
-    avg_out = F.conv2d(F.relu(F.conv2d(avg, fc1)), fc2)
-    max_out = F.conv2d(F.relu(F.conv2d(peak, fc1)), fc2)
-    return torch.sigmoid(avg_out + max_out)  # (B, C, 1, 1)
+    avg_out = F.conv2d(act(F.conv2d(avg, fc1)), fc2)
+    max_out = F.conv2d(act(F.conv2d(peak, fc1)), fc2)
+    return gate(avg_out + max_out)  # (B, C, 1, 1)
 
 
-def seed_spatial_attention(conv: Tensor, x: Tensor) -> Tensor:
+def seed_spatial_attention(conv: Tensor, x: Tensor, gate: Function = torch.sigmoid) -> Tensor:
     """Seed 003 SpatialAttention: sigmoid(conv([mean_c x, max_c x])), padding 3 for k=7 else 1."""
     kernel_size = conv.shape[-1]
     padding = 3 if kernel_size == 7 else 1
     avg_out = torch.mean(x, dim=1, keepdim=True)
     max_out, _ = torch.max(x, dim=1, keepdim=True)
-    return torch.sigmoid(F.conv2d(torch.cat([avg_out, max_out], dim=1), conv, padding=padding))
+    return gate(F.conv2d(torch.cat([avg_out, max_out], dim=1), conv, padding=padding))
 
 
 def test_channel_gate_matches_seed_formula() -> None:
@@ -64,6 +71,20 @@ def test_cbam_matches_seed_block() -> None:
     assert sorted(maps) == ["channel", "spatial"]
     assert_close(maps["channel"], expected_gate)
     assert_close(maps["spatial"], mask[:, 0])
+
+
+def test_act_and_gate_layers_replace_relu_and_sigmoid() -> None:
+    module = randomise_(
+        CBAM(16, rd_channels=3, kernel_size=3, act_layer=nn.GELU, gate_layer=nn.Hardsigmoid)
+    )
+    assert module.channel_gate.fc1.weight.shape == (3, 16, 1, 1)
+    x = torch.randn(4, 16, 5, 6)
+    fc1, fc2 = module.channel_gate.fc1.weight, module.channel_gate.fc2.weight
+    gated = seed_channel_attention(fc1, fc2, x, F.gelu, F.hardsigmoid) * x
+    mask = seed_spatial_attention(module.spatial_gate.conv.weight, gated, F.hardsigmoid)
+    assert_close(module(x), mask * gated)
+    with pytest.raises(ValueError, match="gate_layer"):
+        SpatialGate(16, gate_layer="sigmoid")  # type: ignore[arg-type]
 
 
 def test_map_names_match_returned_keys_once_named() -> None:

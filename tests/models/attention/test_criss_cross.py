@@ -101,6 +101,7 @@ def test_small_channel_count_builds() -> None:
     [
         ({"recurrence": 0}, "recurrence"),
         ({"reduction": 0}, "reduction"),
+        ({"rd_channels": 0}, "rd_channels"),
         ({"channels": 0}, "channels"),
     ],
 )

@@ -20,13 +20,13 @@ def seed_formula(module: Conv2dCrossAttention, image: torch.Tensor, query_space:
     query = module.query(query_space).reshape(bs, -1, bh * bw)
     key = module.key(image).reshape(bs, -1, ih * iw).permute(0, 2, 1)
     value = module.value(image).reshape(bs, -1, ih * iw)
-    scores = torch.bmm(key, query) / math.sqrt(module.embed_dim)
+    scores = torch.bmm(key, query) / math.sqrt(module.key_dim)
     weights = torch.softmax(scores, dim=-2)
     return torch.bmm(value, weights).reshape(bs, -1, bh, bw), weights
 
 
 def test_cross_attention_matches_seed_with_different_sizes_and_channels() -> None:
-    module = randomise_(Conv2dCrossAttention(6, context_channels=10, embed_dim=5, out_channels=7))
+    module = randomise_(Conv2dCrossAttention(6, context_channels=10, key_dim=5, out_channels=7))
     x = torch.randn(3, 6, 4, 5)  # query space
     context = torch.randn(3, 10, 7, 3)  # key/value space, other size and channels
     out, maps = module.forward_with_maps(x, context)
@@ -40,7 +40,7 @@ def test_cross_attention_matches_seed_with_different_sizes_and_channels() -> Non
 
 
 def test_self_attention_when_context_is_none() -> None:
-    module = randomise_(Conv2dCrossAttention(8, embed_dim=4))
+    module = randomise_(Conv2dCrossAttention(8, key_dim=4))
     x = torch.randn(2, 8, 3, 6)
     expected, _ = seed_formula(module, x, x)
     assert_close(module(x), expected)
@@ -51,7 +51,7 @@ def test_self_attention_when_context_is_none() -> None:
 
 def test_defaults_and_map_prefix() -> None:
     module = Conv2dCrossAttention(5)
-    assert (module.context_channels, module.embed_dim, module.out_channels) == (5, 5, 5)
+    assert (module.context_channels, module.key_dim, module.out_channels) == (5, 5, 5)
     parent = torch.nn.Sequential(module)
     assert name_attention_maps(parent) == ["0.attention"]
     _, maps = module.forward_with_maps(torch.randn(1, 5, 2, 2))
@@ -59,8 +59,8 @@ def test_defaults_and_map_prefix() -> None:
 
 
 def test_invalid_arguments_and_inputs_raise() -> None:
-    with pytest.raises(ValueError, match="embed_dim"):
-        Conv2dCrossAttention(4, embed_dim=0)
+    with pytest.raises(ValueError, match="key_dim"):
+        Conv2dCrossAttention(4, key_dim=0)
     module = Conv2dCrossAttention(4, context_channels=6)
     with pytest.raises(ValueError, match="context_channels == channels"):
         module(torch.randn(1, 4, 3, 3))

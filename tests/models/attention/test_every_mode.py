@@ -73,9 +73,10 @@ def non_local_modes() -> Iterator[Tuple[str, Mode]]:
             ),
         )
     yield (
-        "nonlocal-inter_channels=3",
-        Mode(lambda: NonLocalBlock(8, inter_channels=3), ((BATCH, 8, 5, 7),)),
+        "nonlocal-rd_channels=3",
+        Mode(lambda: NonLocalBlock(8, rd_channels=3), ((BATCH, 8, 5, 7),)),
     )
+    yield "nonlocal-reduction=4", Mode(lambda: NonLocalBlock(8, reduction=4), ((BATCH, 8, 5, 7),))
 
 
 def augmented_modes() -> Iterator[Tuple[str, Mode]]:
@@ -85,7 +86,7 @@ def augmented_modes() -> Iterator[Tuple[str, Mode]]:
             f"augmented-relative={relative}-stride={stride}-heads={num_heads}",
             Mode(
                 lambda r=relative, s=stride, h=num_heads, shape=shape: AugmentedConv2d(
-                    4, 12, 3, dk=8, dv=4, num_heads=h, relative=r, stride=s, shape=shape
+                    4, 12, 3, key_dim=4, value_dim=2, num_heads=h, relative=r, stride=s, shape=shape
                 ),
                 ((BATCH, 4, 3, 5),),
             ),
@@ -93,56 +94,38 @@ def augmented_modes() -> Iterator[Tuple[str, Mode]]:
     yield (
         "augmented-square-shape-kernel1",
         Mode(
-            lambda: AugmentedConv2d(4, 10, 1, dk=4, dv=2, num_heads=2, shape=4), ((BATCH, 4, 4, 4),)
+            lambda: AugmentedConv2d(4, 10, 1, key_dim=2, value_dim=1, num_heads=2, shape=4),
+            ((BATCH, 4, 4, 4),),
         ),
     )
 
 
 def transformer_modes() -> Iterator[Tuple[str, Mode]]:
     src, tgt = (BATCH, 6, C), (BATCH, 3, C)
-    for pre, activation in itertools.product((False, True), ("relu", "gelu")):
-        tag = f"normalize_before={pre}-{activation}"
-        yield (
-            f"encoder-layer-{tag}",
-            Mode(
-                lambda p=pre, a=activation: TransformerEncoderLayer(
-                    C, HEADS, FF, activation=a, normalize_before=p
+    # (name, class, inputs): with positional embeddings, and without (pos=None).
+    layers = (
+        ("encoder-layer", TransformerEncoderLayer, (src, src)),
+        ("encoder-layer-no-pos", TransformerEncoderLayer, (src,)),
+        ("decoder-layer", TransformerDecoderLayer, (tgt, src, src, tgt)),
+        ("decoder-layer-no-pos", TransformerDecoderLayer, (tgt, src)),
+    )
+    for pre, act_layer in itertools.product((False, True), (nn.ReLU, nn.GELU)):
+        tag = f"normalize_before={pre}-{act_layer.__name__}"
+        for name, layer, inputs in layers:
+            yield (
+                f"{name}-{tag}",
+                Mode(
+                    lambda cls=layer, p=pre, a=act_layer: cls(
+                        C, HEADS, FF, act_layer=a, normalize_before=p
+                    ),
+                    inputs,
                 ),
-                (src, src),
-            ),
-        )
-        yield (
-            f"encoder-layer-no-pos-{tag}",
-            Mode(
-                lambda p=pre, a=activation: TransformerEncoderLayer(
-                    C, HEADS, FF, activation=a, normalize_before=p
-                ),
-                (src,),
-            ),
-        )
-        yield (
-            f"decoder-layer-{tag}",
-            Mode(
-                lambda p=pre, a=activation: TransformerDecoderLayer(
-                    C, HEADS, FF, activation=a, normalize_before=p
-                ),
-                (tgt, src, src, tgt),
-            ),
-        )
-        yield (
-            f"decoder-layer-no-pos-{tag}",
-            Mode(
-                lambda p=pre, a=activation: TransformerDecoderLayer(
-                    C, HEADS, FF, activation=a, normalize_before=p
-                ),
-                (tgt, src),
-            ),
-        )
+            )
         yield (
             f"encoder-{tag}",
             Mode(
-                lambda p=pre, a=activation: TransformerEncoder(
-                    C, 2, HEADS, FF, activation=a, normalize_before=p
+                lambda p=pre, a=act_layer: TransformerEncoder(
+                    C, 2, HEADS, FF, act_layer=a, normalize_before=p
                 ),
                 (src, src),
             ),
@@ -166,7 +149,31 @@ def other_modes() -> Iterator[Tuple[str, Mode]]:
     yield "se", Mode(lambda: SqueezeExcitation(16), image)
     yield "se-reduction=4", Mode(lambda: SqueezeExcitation(16, reduction=4), image)
     yield "se-clamped", Mode(lambda: SqueezeExcitation(4), ((BATCH, 4, 3, 3),))
+    yield (
+        "se-rd_channels-gelu-hardsigmoid",
+        Mode(
+            lambda: SqueezeExcitation(
+                16, rd_channels=3, act_layer=nn.GELU, gate_layer=nn.Hardsigmoid
+            ),
+            image,
+        ),
+    )
     yield "channel_gate", Mode(lambda: ChannelGate(16, reduction=4), image)
+    yield (
+        "channel_gate-rd_channels-gelu-hardsigmoid",
+        Mode(
+            lambda: ChannelGate(16, rd_channels=3, act_layer=nn.GELU, gate_layer=nn.Hardsigmoid),
+            image,
+        ),
+    )
+    yield (
+        "spatial_gate-hardsigmoid",
+        Mode(lambda: SpatialGate(16, gate_layer=nn.Hardsigmoid), image),
+    )
+    yield (
+        "cbam-rd_channels-gelu-hardsigmoid",
+        Mode(lambda: CBAM(16, rd_channels=3, act_layer=nn.GELU, gate_layer=nn.Hardsigmoid), image),
+    )
     for kernel_size in (3, 7):
         yield (
             f"spatial_gate-kernel={kernel_size}",
@@ -179,6 +186,7 @@ def other_modes() -> Iterator[Tuple[str, Mode]]:
     yield "self_attention", Mode(lambda: SelfAttention2d(16), image)
     yield "self_attention-reduction=2", Mode(lambda: SelfAttention2d(16, reduction=2), image)
     yield "self_attention-clamped", Mode(lambda: SelfAttention2d(4), ((BATCH, 4, 3, 5),))
+    yield "self_attention-rd_channels=5", Mode(lambda: SelfAttention2d(16, rd_channels=5), image)
     yield "channel_self_attention", Mode(lambda: ChannelSelfAttention(16), image)
     for recurrence in (1, 2, 3):
         yield (
@@ -186,11 +194,12 @@ def other_modes() -> Iterator[Tuple[str, Mode]]:
             Mode(lambda r=recurrence: CrissCrossAttention(16, recurrence=r), image),
         )
     yield "criss_cross-reduction=2", Mode(lambda: CrissCrossAttention(16, reduction=2), image)
+    yield "criss_cross-rd_channels=5", Mode(lambda: CrissCrossAttention(16, rd_channels=5), image)
     yield "cross_attention-self", Mode(lambda: Conv2dCrossAttention(4), ((BATCH, 4, 3, 5),))
     yield (
         "cross_attention-context",
         Mode(
-            lambda: Conv2dCrossAttention(4, context_channels=6, embed_dim=8, out_channels=3),
+            lambda: Conv2dCrossAttention(4, context_channels=6, key_dim=8, out_channels=3),
             ((BATCH, 4, 3, 5), (BATCH, 6, 4, 4)),
         ),
     )
@@ -199,7 +208,7 @@ def other_modes() -> Iterator[Tuple[str, Mode]]:
         "topformer-hardswish-fractional-ratio",
         Mode(
             lambda: TopFormerAttention(
-                8, key_dim=4, num_heads=2, attn_ratio=1.5, activation=nn.Hardswish
+                8, key_dim=4, num_heads=2, attn_ratio=1.5, act_layer=nn.Hardswish
             ),
             ((BATCH, 8, 3, 5),),
         ),
@@ -216,6 +225,14 @@ def other_modes() -> Iterator[Tuple[str, Mode]]:
     yield (
         "spatial_transformer-default",
         Mode(lambda: SpatialTransformer(3), ((BATCH, 3, 9, 9),), prepare=near_identity_stn_),
+    )
+    yield (
+        "spatial_transformer-gelu",
+        Mode(
+            lambda: SpatialTransformer(3, act_layer=nn.GELU),
+            ((BATCH, 3, 9, 9),),
+            prepare=near_identity_stn_,
+        ),
     )
 
 

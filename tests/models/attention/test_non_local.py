@@ -30,7 +30,7 @@ def seed_formula(module: NonLocalBlock, x: Tensor, sub_sample: bool) -> Tuple[Te
     """
     dim = x.dim() - 2
     conv, pool = SEED_CONVS[dim], SEED_POOLS[dim]
-    b, ci = x.shape[0], module.inter_channels
+    b, ci = x.shape[0], module.rd_channels
     g_x = conv(x, module.g.weight, module.g.bias)
     phi_x = conv(x, module.phi.weight, module.phi.bias)
     if sub_sample:
@@ -84,17 +84,22 @@ def test_fresh_block_is_identity(dimension: int, bn_layer: bool) -> None:
     assert torch.equal(module.eval()(x), x)
 
 
-def test_inter_channels_default_and_clamp() -> None:
-    assert NonLocalBlock(16).inter_channels == 8
-    assert NonLocalBlock(1).inter_channels == 1
-    assert NonLocalBlock(16, inter_channels=5).theta.out_channels == 5
+def test_inner_width_default_reduction_and_clamp() -> None:
+    """The seed's inter_channels: C // 2 by default, at least 1, or given explicitly."""
+    assert NonLocalBlock(16).rd_channels == 8
+    assert NonLocalBlock(1).rd_channels == 1
+    assert NonLocalBlock(16, reduction=4).rd_channels == 4
+    assert NonLocalBlock(16, rd_channels=5).theta.out_channels == 5
+    assert NonLocalBlock(16, reduction=4, rd_channels=5).rd_channels == 5
 
 
 def test_invalid_arguments_and_inputs_raise() -> None:
     with pytest.raises(ValueError, match="dimension"):
         NonLocalBlock(8, dimension=4)
-    with pytest.raises(ValueError, match="inter_channels"):
-        NonLocalBlock(8, inter_channels=0)
+    with pytest.raises(ValueError, match="rd_channels"):
+        NonLocalBlock(8, rd_channels=0)
+    with pytest.raises(ValueError, match="reduction"):
+        NonLocalBlock(8, reduction=0)
     with pytest.raises(ValueError, match="channels"):
         NonLocalBlock(0)
     with pytest.raises(ValueError, match="expects"):

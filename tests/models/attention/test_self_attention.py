@@ -50,10 +50,13 @@ def test_identity_at_init_and_small_channel_count() -> None:
     assert module.query_conv.out_channels == 1
     x = torch.randn(2, 4, 3, 5)
     assert torch.equal(module(x), x)  # gamma starts at 0
+    assert SelfAttention2d(16, rd_channels=5).key_conv.out_channels == 5
 
 
 def test_invalid_arguments_raise() -> None:
     with pytest.raises(ValueError, match="reduction"):
         SelfAttention2d(16, reduction=0)
+    with pytest.raises(ValueError, match="rd_channels"):
+        SelfAttention2d(16, rd_channels=0)
     with pytest.raises(ValueError, match="channels"):
         SelfAttention2d(0)

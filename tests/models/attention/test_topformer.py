@@ -20,7 +20,7 @@ def conv_bn(module: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 
 def seed_formula(module: TopFormerAttention, x: torch.Tensor, logit_scale: float = 1.0):
     """Seed 001: attn = softmax(qq @ kk, dim=-1) with NO 1/sqrt(key_dim) scale;
-    xx = attn @ vv, heads concatenated to dh channels, then proj = activation -> Conv2d_BN.
+    xx = attn @ vv, heads concatenated to dh channels, then proj = act_layer -> Conv2d_BN.
     ``logit_scale`` only exists to show the seed's unused key_dim ** -0.5 would differ."""
     b, _, h, w = x.shape
     nh, kd, d = module.num_heads, module.key_dim, module.value_dim
@@ -49,7 +49,7 @@ def test_matches_seed_formula_unscaled_logits() -> None:
 
 def test_hardswish_activation_and_fractional_ratio() -> None:
     module = randomise_(
-        TopFormerAttention(8, key_dim=4, num_heads=2, attn_ratio=1.5, activation=nn.Hardswish)
+        TopFormerAttention(8, key_dim=4, num_heads=2, attn_ratio=1.5, act_layer=nn.Hardswish)
     )
     assert isinstance(module.proj[0], nn.Hardswish)
     assert module.value_dim == 6 and module.dh == 12
@@ -73,6 +73,6 @@ def test_invalid_arguments_and_inputs_raise() -> None:
     with pytest.raises(ValueError, match="attn_ratio"):
         TopFormerAttention(8, key_dim=2, attn_ratio=0.25)
     with pytest.raises(ValueError, match=r"nn\.Module class"):
-        TopFormerAttention(8, activation=nn.ReLU())  # an instance, not a class
+        TopFormerAttention(8, act_layer=nn.ReLU())  # an instance, not a class
     with pytest.raises(ValueError, match="expects"):
         TopFormerAttention(8, key_dim=2, num_heads=2)(torch.randn(1, 4, 3, 3))

@@ -66,12 +66,12 @@ def decoder_layer_formula(layer: TransformerDecoderLayer, tgt, memory, pos, quer
 
 
 @pytest.mark.parametrize("pre", [False, True])
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_encoder_layer_matches_seed_formula(pre: bool, activation: str) -> None:
-    layer = TransformerEncoderLayer(C, HEADS, FF, activation=activation, normalize_before=pre)
+@pytest.mark.parametrize("act_layer", [nn.ReLU, nn.GELU])
+def test_encoder_layer_matches_seed_formula(pre: bool, act_layer: type[nn.Module]) -> None:
+    layer = TransformerEncoderLayer(C, HEADS, FF, act_layer=act_layer, normalize_before=pre)
     layer = randomise_(layer)
     src, pos = torch.randn(3, 7, C), torch.randn(3, 7, C)
-    act = torch.relu if activation == "relu" else nn.functional.gelu
+    act = torch.relu if act_layer is nn.ReLU else nn.functional.gelu
     expected, weights = encoder_layer_formula(layer, src, pos, act)
     out, maps = layer.forward_with_maps(src, pos)
     assert_close(out, expected)
@@ -175,8 +175,10 @@ def test_enclosing_architecture_reprefixes_layer_maps() -> None:
 def test_invalid_arguments_and_inputs_raise() -> None:
     with pytest.raises(ValueError, match="multiple of num_heads"):
         TransformerEncoderLayer(10, num_heads=4)
-    with pytest.raises(ValueError, match="glu"):
-        TransformerDecoderLayer(8, num_heads=2, activation="glu")
+    with pytest.raises(ValueError, match="GLU halves"):
+        TransformerDecoderLayer(8, num_heads=2, act_layer=nn.GLU)
+    with pytest.raises(ValueError, match=r"act_layer must be an nn\.Module class"):
+        TransformerEncoder(8, num_heads=2, act_layer="gelu")  # the seed's string form
     with pytest.raises(ValueError, match="dropout"):
         TransformerEncoder(8, num_heads=2, dropout=1.0)
     with pytest.raises(ValueError, match="num_layers"):

@@ -1,11 +1,14 @@
 """Every registered architecture builds, scripts, keeps batch items independent, and exposes
 exactly the attention maps its names promise."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from models.attention.base import name_attention_maps
+from models.attention import CBAM, name_attention_maps
 from models.zoo import ARCHITECTURES, architecture_names, build_model, get_architecture
+from models.zoo.registry import resnet
 from tests.models.checks import assert_close, assert_maps_close
 
 SMALL = (64, 64)
@@ -89,3 +92,13 @@ def test_segmenters_use_output_stride_8() -> None:
         with torch.no_grad():
             features = model[0](torch.zeros(1, 3, 64, 64))
         assert features.shape[2:] == (8, 8), name
+
+
+def test_a_stage_takes_an_attention_class_as_well_as_a_name() -> None:
+    by_name = dataclasses.replace(get_architecture("cbam_resnet_nonlocal"), name="by_name")
+    by_class = dataclasses.replace(by_name, name="by_class", backbone=resnet(CBAM))
+    keys = [
+        {key: value.shape for key, value in build_model(spec, 2, SMALL).state_dict().items()}
+        for spec in (by_name, by_class)
+    ]
+    assert keys[0] == keys[1]
