@@ -15,8 +15,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+import models.attention as attention
 from models.attention import (
     CBAM,
+    AttentionModule,
     AugmentedConv2d,
     ChannelGate,
     ChannelSelfAttention,
@@ -259,12 +261,10 @@ def test_scripted_equals_eager_in_every_mode(name: str) -> None:
 
 def test_every_public_attention_module_has_a_mode() -> None:
     """A module added to models.attention without a case here fails this test."""
-    import models.attention as attention
-
     public = {
         obj
         for obj in vars(attention).values()
-        if isinstance(obj, type) and issubclass(obj, attention.AttentionModule)
-    } - {attention.AttentionModule}
+        if isinstance(obj, type) and issubclass(obj, AttentionModule)
+    } - {AttentionModule}
     covered = {type(mode.build()) for mode in MODES.values()}
     assert public - covered == set()
