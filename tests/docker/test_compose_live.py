@@ -38,7 +38,7 @@ LOCUST_TIMEOUT_S = 240
 ALERT_TIMEOUT_S = 90.0
 SCALE_TIMEOUT_S = 120.0
 BURST = 10
-P99_PANEL = "4/A"
+P99_PANEL, RATIO_PANEL = "4/A", "3/A"
 LOCUST = ["--profile", "loadtest", "run", "--rm", "-T", "loadtest"]
 RECORD = re.compile(r"^\s*- record:", re.MULTILINE)
 PER_REPLICA_SERIES = "count by (instance) (attnserve_request_duration_seconds_bucket)"
@@ -146,6 +146,8 @@ def test_every_dashboard_query_returns_a_series(live: Live, prometheus: str) -> 
     exprs = expressions(json.loads(tools.DASHBOARD.read_text()))
     assert len(exprs) >= 15
     assert prom.empty_queries(prometheus, exprs) == {}
+    # locust saw no failure: the 5xx ratio is a real 0, not "No data"
+    assert [float(s["value"][1]) for s in prom.query(prometheus, exprs[RATIO_PANEL])] == [0.0]
     broken = expressions(json.loads(tools.DASHBOARD.read_text().replace(
         "attnserve_requests_total{", "attnserve_request_total{", 1
     )))  # fmt: skip
@@ -159,6 +161,11 @@ def test_every_recording_rule_returns_a_series(live: Live, prometheus: str) -> N
     assert len(recording) == recorded
     assert [rule["name"] for rule in rules if rule["health"] != "ok"] == []
     assert prom.empty_queries(prometheus, recording) == {}
+    ratios = prom.query(prometheus, "model:attnserve_request_errors:ratio_rate5m")
+    assert {s["metric"]["model"]: float(s["value"][1]) for s in ratios} == {
+        CLASSIFIER: 0.0,
+        SEGMENTER: 0.0,
+    }
 
 
 def test_an_alert_fires_when_its_condition_is_forced(live: Live, prometheus: str) -> None:
