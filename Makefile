@@ -6,7 +6,7 @@ DEMO_REPO ?= model_repository
 PEERS_VENV ?= .venv-peers
 LITSERVE_VERSION ?= 0.2.19
 
-.PHONY: install tools test reliability lint format serve demo peers bench loadtest k8s-validate clean
+.PHONY: install tools test reliability lint format serve demo peers bench loadtest docker-bases k8s-validate clean
 
 # The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -72,6 +72,12 @@ bench: demo peers
 # Against a running `make serve` (another shell); HOST=... to aim elsewhere. Web UI on :8089.
 loadtest: install
 	$(VENV)/bin/locust -f docker/locust/locustfile.py --host $${HOST:-http://127.0.0.1:8000}
+
+# Base images built from Debian packages, for a machine that reaches no container registry
+# (needs root and a Docker engine); their compose substitutions go to docker/local/local.env:
+# `docker compose --env-file docker/local/local.env up -d --build` (README "Run with Docker")
+docker-bases:
+	bash docker/local/build-bases.sh > docker/local/local.env
 
 k8s-validate: install
 	bash deploy/k8s/validate.sh

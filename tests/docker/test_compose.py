@@ -13,7 +13,7 @@ from tests.docker.broken import broken_copy
 
 COMPOSE_FILE = tools.ROOT / "compose.yaml"
 MODELS_OVERRIDE = tools.DOCKER / "compose.models.yaml"
-PROFILES = [[], ["gpu"], ["loadtest"], ["gpu", "loadtest"]]
+PROFILES = [[], ["gpu"], ["loadtest"], ["grafana"], ["gpu", "loadtest", "grafana"]]
 
 
 def compose_config(files: list[Path], profiles: list[str], *extra: str):
@@ -46,8 +46,8 @@ def test_models_override_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("old", "new", "why"),
     [
-        ("- prometheus\n    restart", "- prometheus-typo\n    restart", "undefined service"),
-        ("  interval: 10s", "  intervall: 10s", "intervall"),
+        ("  attnserve:\n        condition", "  attnserve-typo:\n        condition", "undefined"),
+        ("  interval: 5s", "  intervall: 5s", "intervall"),
     ],
     ids=["undefined-dependency", "misspelt-key"],
 )
@@ -68,7 +68,7 @@ def host_path(container_path: str, binds: dict[str, Path]) -> Path | None:
 
 
 def test_every_referenced_file_exists() -> None:
-    result = compose_config([COMPOSE_FILE], ["gpu", "loadtest"], "--format", "json")
+    result = compose_config([COMPOSE_FILE], ["gpu", "loadtest", "grafana"], "--format", "json")
     assert result.returncode == 0, tools.output(result)
     services = json.loads(result.stdout)["services"]
     assert set(services) >= {"attnserve", "attnserve-gpu", "prometheus", "grafana", "loadtest"}

@@ -8,42 +8,16 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.docker import tools
 from tests.docker.broken import broken_copy
+from tests.docker.dashboard import expressions, panels
 from tests.docker.promql import exported_series, series_read_by
 
-#: Grafana's built-in interval variables, replaced by what they expand to at 5 s scrapes
-BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
-VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 DATASOURCE = tools.DOCKER / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-
-
-def panels(items: list[dict]) -> Iterator[dict]:
-    for item in items:
-        yield item
-        yield from panels(item.get("panels", []))
-
-
-def expressions(dashboard: dict) -> dict[str, str]:
-    """``panel id / refId`` -> PromQL, with every Grafana variable substituted."""
-    variables = {v["name"]: ".*" for v in dashboard.get("templating", {}).get("list", [])}
-
-    def value(match: re.Match[str]) -> str:
-        name = next(group for group in match.groups() if group)
-        assert name in BUILTINS or name in variables, f"unknown variable ${name}"
-        return BUILTINS.get(name) or variables[name]
-
-    found = {}
-    for panel in panels(dashboard["panels"]):
-        for target in panel.get("targets", []):
-            if target.get("expr"):
-                found[f"{panel['id']}/{target['refId']}"] = VARIABLE.sub(value, target["expr"])
-    return found
 
 
 def check_as_rules(dashboard_file: Path, tmp_path: Path):

@@ -12,6 +12,15 @@ from tests.docker import tools
 from tests.docker.broken import broken_copy
 
 DOCKERFILES = ["Dockerfile", "Dockerfile.cuda"]
+#: every image the stack builds: attnserve's, locust's, and the local bases of docker/local
+ALL_DOCKERFILES = [
+    *DOCKERFILES,
+    "locust/Dockerfile",
+    *(
+        path.relative_to(tools.DOCKER).as_posix()
+        for path in tools.DOCKER.glob("local/*.Dockerfile")
+    ),
+]
 
 
 def lint(dockerfile: Path):
@@ -19,7 +28,7 @@ def lint(dockerfile: Path):
     return tools.run([binary, "--no-color", "--failure-threshold", "warning", dockerfile])
 
 
-@pytest.mark.parametrize("name", DOCKERFILES)
+@pytest.mark.parametrize("name", ALL_DOCKERFILES)
 def test_dockerfile_passes_hadolint(name: str) -> None:
     result = lint(tools.DOCKER / name)
     assert result.returncode == 0, tools.output(result)
@@ -45,7 +54,8 @@ def test_image_runs_as_non_root_with_a_healthcheck(name: str) -> None:
     text = (tools.DOCKER / name).read_text()
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert "HEALTHCHECK" in text and "/healthz" in text
+    # readiness, not liveness: healthy only once the models are loaded and warm
+    assert "HEALTHCHECK" in text and "/readyz" in text and "/healthz" not in text
     assert "attnserve demo build --repo /models" in text
     assert 'ENTRYPOINT ["attnserve", "serve"]' in text and "ATTNSERVE_REPO=/models" in text
 

@@ -19,6 +19,8 @@ import pytest
 
 from bench.servers import free_port, terminate
 from tests.docker import tools
+from tests.docker.prometheus_api import query
+from tests.docker.prometheus_api import rules as loaded_rules
 from tests.service.fake_models import Faulty, write_model
 from tests.service.images import solid
 from tests.service.server import Server, running_server
@@ -79,13 +81,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def query(prometheus: str, promql: str) -> list[dict]:
-    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5.0)
-    body = response.json()
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
 def send_traffic(server: Server) -> None:
     with server.client() as client:
         for _ in range(REQUESTS_PER_POLL):
@@ -134,8 +129,7 @@ def test_recording_and_alert_rules_evaluate_on_real_metrics(scraped: tuple[str, 
     assert poll_for_number(prometheus, server, recorded) > 0
     deadline = time.monotonic() + RESULT_TIMEOUT_S
     while True:
-        groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5.0).json()["data"]["groups"]
-        rules = [rule for group in groups for rule in group["rules"]]
+        rules = loaded_rules(prometheus)
         if rules and all(rule["health"] != "unknown" for rule in rules):
             break
         assert time.monotonic() < deadline, "rules never evaluated"
