@@ -37,10 +37,13 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Rebuilt from scratch only when the model code changes, so versions never mix.
+# Exported from the shipped weights (seconds, no training; `attnserve demo build --train`
+# retrains them). Rebuilt from scratch only when the model code or the weights change, so
+# versions never mix.
 MODEL_SOURCES := $(shell find models -name '*.py')
+DEMO_WEIGHTS := $(wildcard models/demo/weights/*)
 
-$(DEMO_REPO)/.built: $(VENV)/.installed $(MODEL_SOURCES)
+$(DEMO_REPO)/.built: $(VENV)/.installed $(MODEL_SOURCES) $(DEMO_WEIGHTS)
 	rm -rf $(DEMO_REPO)/shapes-classifier $(DEMO_REPO)/shapes-segmenter
 	$(VENV)/bin/attnserve demo build --repo $(DEMO_REPO)
 	touch $@

@@ -54,16 +54,33 @@ def run_export(args: argparse.Namespace) -> None:
 def add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="demo models trained on generated shapes")
     demo = parser.add_subparsers(dest="demo_command", required=True)
-    build = demo.add_parser("build", help="train and export the demo classifier and segmenter")
+    build = demo.add_parser(
+        "build", help="export the demo classifier and segmenter from the shipped weights"
+    )
     build.add_argument("--repo", type=Path, default=DEFAULT_REPO)
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument(
+        "--train",
+        action="store_true",
+        help="train both from scratch first (minutes) and rewrite the weights and manifest",
+    )
+    build.add_argument("--seed", type=int, default=0, help="training seed (with --train)")
+    build.add_argument(
+        "--weights", type=Path, help="weights folder (default: the shipped models/demo/weights)"
+    )
     build.set_defaults(run=run_demo_build)
 
 
 def run_demo_build(args: argparse.Namespace) -> None:
     from models.demo.build import build_demo_repository
+    from models.demo.shipped import WEIGHTS_DIR
 
-    build_demo_repository(args.repo, seed=args.seed, log=print)
+    build_demo_repository(
+        args.repo,
+        seed=args.seed,
+        log=print,
+        train_models=args.train,
+        weights=args.weights or WEIGHTS_DIR,
+    )
 
 
 def add_serve(subparsers: argparse._SubParsersAction) -> None:

@@ -35,6 +35,21 @@ def to_input(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
     return (x - mean_t) / std_t
 
 
+def flip_or_transpose(x: Tensor, y: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A random one of the eight flips and quarter turns of a batch of images (and of its masks,
+    when ``y`` holds masks): a shape's class does not change under any of them."""
+    moves: tuple[Callable[[Tensor], Tensor], ...] = (
+        lambda t: t.flip(-1),
+        lambda t: t.flip(-2),
+        lambda t: t.transpose(-2, -1),
+    )
+    for move in moves:
+        if torch.rand((), generator=generator) < 0.5:
+            x = move(x)
+            y = move(y) if y.dim() > 1 else y
+    return x, y
+
+
 def fit(
     model: nn.Module,
     inputs: Tensor,
@@ -43,8 +58,7 @@ def fit(
     log: Log,
     what: str,
 ) -> None:
-    """AdamW with a one-cycle schedule and horizontal/vertical flips as augmentation
-    (both shapes and masks are flip-invariant in meaning)."""
+    """AdamW with a one-cycle schedule, and the batch flipped and transposed at random."""
     generator = torch.Generator().manual_seed(settings.seed)
     steps_per_epoch = max(len(inputs) // settings.batch_size, 1)
     optimizer = torch.optim.AdamW(
@@ -60,10 +74,7 @@ def fit(
         for step in range(steps_per_epoch):
             index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             x, y = inputs[index], targets[index]
-            for dim in (-1, -2):
-                if torch.rand((), generator=generator) < 0.5:
-                    x = x.flip(dim)
-                    y = y.flip(dim) if y.dim() > 1 else y
+            x, y = flip_or_transpose(x, y, generator)
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -91,12 +102,21 @@ def accuracy(predicted: Tensor, labels: Tensor) -> float:
     return float((predicted == labels).float().mean())
 
 
+def iou_counts(predicted: Tensor, truth: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Per-class (intersection, union) pixel counts, to be summed over chunks of a set."""
+    pairs = truth.reshape(-1) * num_classes + predicted.reshape(-1)
+    confusion = torch.bincount(pairs, minlength=num_classes * num_classes)
+    confusion = confusion.reshape(num_classes, num_classes)  # (truth, predicted)
+    intersection = confusion.diagonal()
+    return intersection, confusion.sum(0) + confusion.sum(1) - intersection
+
+
+def mean_over_present(intersection: Tensor, union: Tensor) -> float:
+    """Mean IoU over the classes that occur in the truth or the prediction."""
+    present = union > 0
+    return float((intersection[present].double() / union[present].double()).mean())
+
+
 def mean_iou(predicted: Tensor, masks: Tensor, num_classes: int) -> float:
     """Mean over classes of intersection / union accumulated over the whole set."""
-    ious = []
-    for cls in range(num_classes):
-        pred, true = predicted == cls, masks == cls
-        union = int((pred | true).sum())
-        if union:
-            ious.append(int((pred & true).sum()) / union)
-    return float(np.mean(ious))
+    return mean_over_present(*iou_counts(predicted, masks, num_classes))
