@@ -1,9 +1,12 @@
 """``attnserve demo build``: export the demo classifier and segmenter into a model repository,
 from the shipped weights (seconds) or, with ``--train``, after training them from scratch.
 
-Everything is seeded: the same seed gives the same data. Training and held-out images come
-from different seeds, so the reported accuracy / mIoU are on images the model never saw.
-Training rewrites the shipped weights and their manifest (``models.demo.shipped``).
+The classifier's training images come in several drawing styles and through a random upload
+(crop, colours, blur, resize, JPEG: ``models.demo.uploads``), the segmenter's (for now) in the
+usual style as drawn; held-out images are the usual style from another seed,
+sent as PNG and JPEG at several sides (``models.demo.evaluate``), so the reported metrics are
+on images the model never saw, as users send them. Training rewrites the shipped weights and
+their manifest (``models.demo.shipped``), and only when both models reach their targets.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from models.demo.evaluate import Task, evaluate_uploads, table
 from models.demo.shapes import SEGMENTATION_CLASSES, SHAPE_CLASSES, generate_batch
 from models.demo.shipped import WEIGHTS_DIR, load_weights, save_weights
-from models.demo.train import TrainSettings, accuracy, fit, mean_iou, predict, to_input
+from models.demo.train import TrainSettings, fit, to_input
+from models.demo.uploads import Variation, uploaded_batch
 from models.export import ExportRequest, export_model
 from models.repository.config import IMAGENET_MEAN, IMAGENET_STD, BatchingSpec, ModelConfig
 from models.zoo import build_model, get_architecture
@@ -29,8 +36,12 @@ CLASSIFIER_NAME = "shapes-classifier"
 SEGMENTER_NAME = "shapes-segmenter"
 HELD_OUT_SEED_OFFSET = 10_000
 TRAIN_THREADS = 2
-ACCURACY_TARGET = 0.95
+ACCURACY_TARGET = 0.97
 MIOU_TARGET = 0.80
+
+
+def normalise(images: np.ndarray) -> Tensor:
+    return to_input(images, IMAGENET_MEAN, IMAGENET_STD)
 
 
 @dataclass(frozen=True)
@@ -39,17 +50,17 @@ class DemoModel:
     architecture: str
     labels: tuple[str, ...]
     train_count: int
-    held_out_count: int
+    held_out_count: int  # per side (each sent in every format)
     max_shapes: int
+    target: float
     settings: TrainSettings
+    variation: Optional[Variation]  # None: the usual style as drawn, no upload
 
     @property
-    def classification(self) -> bool:
-        return get_architecture(self.architecture).task == "classification"
-
-    @property
-    def size(self) -> int:
-        return get_architecture(self.architecture).input_size[0]
+    def task(self) -> Task:
+        spec = get_architecture(self.architecture)
+        metric = "accuracy" if spec.task == "classification" else "miou"
+        return Task(metric, len(self.labels), self.max_shapes, spec.input_size[0], normalise)
 
     def build(self) -> nn.Module:
         return build_model(get_architecture(self.architecture), len(self.labels))
@@ -59,44 +70,54 @@ CLASSIFIER = DemoModel(
     name=CLASSIFIER_NAME,
     architecture="shapes_cbam_classifier",
     labels=SHAPE_CLASSES,
-    train_count=6000,
-    held_out_count=1000,
+    train_count=10000,
+    held_out_count=300,
     max_shapes=1,
-    settings=TrainSettings(epochs=10),
+    target=ACCURACY_TARGET,
+    settings=TrainSettings(epochs=12),
+    # images as drawn too: uploads are rarely exactly the model's side, but the HTTP tests and
+    # the demo page send exactly that, and resizing alone would never show hard, aliased edges
+    variation=Variation(plain_share=0.3),
 )
 SEGMENTER = DemoModel(
     name=SEGMENTER_NAME,
     architecture="shapes_danet_segmenter",
     labels=SEGMENTATION_CLASSES,
     train_count=6000,
-    held_out_count=500,
+    held_out_count=100,
     max_shapes=3,
+    target=MIOU_TARGET,
     settings=TrainSettings(epochs=10),
+    # Trained with the classifier's variation (7000 images, 10 epochs: 43 min here) it scored
+    # 0.82 over the table, below the 0.83 of plain training: it needs a longer training than
+    # this machine allowed, so it stays on plain images for now.
+    variation=None,
 )
 DEMO_MODELS = (CLASSIFIER, SEGMENTER)
 
 
-def evaluate(demo: DemoModel, model: nn.Module, seed: int) -> dict[str, float]:
-    """Held-out metrics on ``demo.held_out_count`` images drawn from ``seed``."""
-    images, labels, masks = generate_batch(seed, demo.held_out_count, demo.size, demo.max_shapes)
-    predicted = predict(model, to_input(images, IMAGENET_MEAN, IMAGENET_STD))
-    if demo.classification:
-        return {"accuracy": accuracy(predicted, torch.from_numpy(labels).long())}
-    return {"miou": mean_iou(predicted, torch.from_numpy(masks).long(), len(demo.labels))}
+class TargetMissed(RuntimeError):
+    """A freshly trained demo model scored below its target; nothing was written."""
 
 
 def train_demo(demo: DemoModel, seed: int, log: Log) -> tuple[nn.Module, dict[str, float], float]:
     """Train ``demo`` from scratch with ``seed``; returns the model, its held-out metrics and
-    the training time in seconds."""
+    the training time in seconds (data, training and evaluation)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = demo.build()
-    images, labels, masks = generate_batch(seed, demo.train_count, demo.size, demo.max_shapes)
-    inputs = to_input(images, IMAGENET_MEAN, IMAGENET_STD)
-    targets = torch.from_numpy(labels if demo.classification else masks).long()
-    fit(model, inputs, targets, demo.settings, log, demo.name)
-    seconds = time.perf_counter() - started
-    return model, evaluate(demo, model, seed + HELD_OUT_SEED_OFFSET), seconds
+    task = demo.task
+    if demo.variation is None:
+        data = generate_batch(seed, demo.train_count, task.input_side, demo.max_shapes)
+    else:
+        data = uploaded_batch(seed, demo.train_count, task.input_side, demo.max_shapes,
+                              demo.variation)  # fmt: skip
+    images, labels, masks = data
+    log(f"{demo.name}: {demo.train_count} training images in {time.perf_counter() - started:.0f} s")
+    targets = torch.from_numpy(labels if task.metric == "accuracy" else masks).long()
+    fit(model, normalise(images), targets, demo.settings, log, demo.name)
+    metrics = evaluate_uploads(model, task, seed + HELD_OUT_SEED_OFFSET, demo.held_out_count)
+    return model, metrics, time.perf_counter() - started
 
 
 def load_shipped(demo: DemoModel, weights: Path) -> tuple[nn.Module, dict[str, float], int]:
@@ -108,8 +129,20 @@ def load_shipped(demo: DemoModel, weights: Path) -> tuple[nn.Module, dict[str, f
     return model.eval(), entry.metrics, entry.seed
 
 
-def describe(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+def summary(demo: DemoModel, metrics: dict[str, float]) -> str:
+    metric = demo.task.metric
+    worst = metrics.get(f"{metric}.worst")  # absent from a manifest older than the table
+    text = f"{metric} {metrics[metric]:.4f} (mean over formats and sides)"
+    return text if worst is None else f"{text}, worst {worst:.4f}"
+
+
+def report(demo: DemoModel, metrics: dict[str, float], log: Log) -> None:
+    """The held-out table by format and side, then the summary line."""
+    log(f"{demo.name}: held-out {demo.task.metric} by format and side "
+        f"({demo.held_out_count} images per side):")  # fmt: skip
+    for line in table(metrics, demo.task.metric):
+        log(f"  {line}")
+    log(f"{demo.name}: held-out {summary(demo, metrics)}")
 
 
 def export_demo(
@@ -123,8 +156,9 @@ def export_demo(
         labels=list(demo.labels),
         batching=BatchingSpec(max_batch_size=32, max_queue_delay_ms=2.0),
         metrics=metrics,
-        description=f"{spec.description} Trained on generated shapes (seed {seed}); "
-        f"held-out {describe(metrics)}.",
+        description=f"{spec.description} Trained on generated shapes "
+        f"{'in varied styles and random uploads' if demo.variation else 'in the usual style'} "
+        f"(seed {seed}); held-out PNG/JPEG at 48-256 px: {summary(demo, metrics)}.",
     )
     return export_model(request, model)
 
@@ -141,25 +175,36 @@ def build_demo_repository(
 
     By default from the shipped weights in ``weights``, every file checked against its sha256
     before anything is exported. With ``train_models`` both are first trained from scratch
-    with ``seed``, and their weights and manifest in ``weights`` rewritten."""
+    with ``seed``; if both reach their targets, their weights and manifest in ``weights`` are
+    rewritten, else ``TargetMissed`` is raised and nothing is written."""
     # At most TRAIN_THREADS; fewer when asked (OMP_NUM_THREADS): on a machine busy with other
     # work, one thread trains several times faster than two that keep waiting for each other.
     torch.set_num_threads(min(TRAIN_THREADS, torch.get_num_threads()))
     started = time.perf_counter()
-    trained = []
+    models = []
     for demo in DEMO_MODELS:
         if train_models:
             model, metrics, seconds = train_demo(demo, seed, log)
+            report(demo, metrics, log)
+            log(f"{demo.name}: trained and evaluated in {seconds:.0f} s")
+            models.append((demo, model, metrics, seed, seconds))
+        else:
+            models.append((demo, *load_shipped(demo, weights), 0.0))
+            log(f"{demo.name}: shipped weights from {weights} (sha256 verified)")
+            report(demo, models[-1][2], log)
+    missed = [
+        f"{demo.name} {demo.task.metric} {metrics[demo.task.metric]:.4f} < {demo.target}"
+        for demo, _, metrics, _, _ in models
+        if metrics[demo.task.metric] < demo.target
+    ]
+    if train_models and missed:
+        raise TargetMissed(f"held-out targets missed: {'; '.join(missed)}; weights not written")
+    configs = []
+    for demo, model, metrics, model_seed, seconds in models:
+        if train_models:
             save_weights(weights, demo.name, model, architecture=demo.architecture, seed=seed,
                          train_seconds=seconds, metrics=metrics)  # fmt: skip
-            log(f"{demo.name}: trained in {seconds:.0f} s, weights written to {weights}")
-            trained.append((demo, model, metrics, seed))
-        else:
-            trained.append((demo, *load_shipped(demo, weights)))
-            log(f"{demo.name}: shipped weights from {weights} (sha256 verified)")
-    configs = []
-    for demo, model, metrics, model_seed in trained:
-        log(f"{demo.name}: held-out {describe(metrics)}")
+            log(f"{demo.name}: weights written to {weights}")
         configs.append(export_demo(demo, Path(repo), model, metrics, model_seed))
     log(f"demo repository written to {repo} in {time.perf_counter() - started:.0f} s")
     return configs

@@ -25,6 +25,9 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from models.demo import styles
+from models.demo.raster import rasterise
+
 SHAPE_CLASSES: Tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 """Classifier labels: ``Sample.label`` indexes this tuple."""
 
@@ -43,11 +46,16 @@ EXTRA_EXTENT = (0.20, 0.40)
 MIN_CONTRAST = 90.0
 """Minimum RGB Euclidean distance between a shape's colour and the mean background under it."""
 
+NOISE = (4.0, 14.0)
+"""Range of the per-pixel noise's standard deviation, in 8-bit levels."""
+
+VARIED_NOISE = (0.0, 18.0)
+VARIED_BACKGROUND_SHARE = 0.5
+"""With ``varied``: the noise range, and the share of backgrounds from ``models.demo.styles``."""
+
 _PLACEMENT_TRIES = 12
 _NOISE_BANK_LEN = 1 << 20
 _COLOUR_TRIES = 16
-
-_CIRCLE, _SQUARE, _TRIANGLE, _STAR, _CROSS = range(len(SHAPE_CLASSES))
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,69 +135,6 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return features @ mixing
 
 
-def _polygon_vertices(kind: int, rng: np.random.Generator, radius: float) -> np.ndarray:
-    """Vertices (V, 2) relative to the centre, for a polygon whose circumradius is ``radius``, at a
-    random rotation (a triangle's vertices are also jittered a little: equilateral-ish)."""
-    rotation = rng.uniform(0.0, 2.0 * math.pi)
-    if kind == _SQUARE:
-        angles = rotation + np.arange(4) * (math.pi / 2.0)
-        radii = np.full(4, radius)
-    elif kind == _TRIANGLE:
-        angles = rotation + np.arange(3) * (2.0 * math.pi / 3.0) + rng.uniform(-0.12, 0.12, 3)
-        radii = radius * rng.uniform(0.9, 1.0, 3)
-    elif kind == _STAR:
-        # Five points with a clear inner radius, so the star is not mistaken for a pentagon.
-        angles = rotation + np.arange(10) * (math.pi / 5.0)
-        radii = np.where(np.arange(10) % 2 == 0, radius, radius * rng.uniform(0.40, 0.50))
-    elif kind == _CROSS:
-        # Arm width is one third of the cross's span; (a, a/3) lies on the circumcircle.
-        a = radius / math.hypot(1.0, 1.0 / 3.0)
-        w = a / 3.0
-        corners = np.array(
-            [[w, w], [a, w], [a, -w], [w, -w], [w, -a], [-w, -a], [-w, -w], [-a, -w],
-             [-a, w], [-w, w], [-w, a], [w, a]],
-        )  # fmt: skip
-        cos, sin = math.cos(rotation), math.sin(rotation)
-        return corners @ np.array([[cos, sin], [-sin, cos]])
-    else:
-        raise ValueError(f"not a polygon shape: {kind}")
-    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
-
-
-def _rasterise(
-    kind: int, rng: np.random.Generator, size: int, cx: float, cy: float, radius: float
-) -> np.ndarray:
-    """Boolean (size, size) mask of the pixels whose centre lies inside the shape; only the
-    shape's bounding box is evaluated, which keeps generation fast."""
-    if kind == _CIRCLE:
-        vertices = np.array([[-radius, -radius], [radius, radius]])  # just the bounding box
-    else:
-        vertices = _polygon_vertices(kind, rng, radius)
-    (left, top), (right, bottom) = vertices.min(axis=0), vertices.max(axis=0)
-    x0, x1 = max(math.floor(cx + left), 0), min(math.ceil(cx + right) + 1, size)
-    y0, y1 = max(math.floor(cy + top), 0), min(math.ceil(cy + bottom) + 1, size)
-    mask = np.zeros((size, size), dtype=bool)
-    if x0 >= x1 or y0 >= y1:
-        return mask
-    px = np.arange(x0, x1, dtype=np.float64) + 0.5 - cx
-    py = np.arange(y0, y1, dtype=np.float64) + 0.5 - cy
-    if kind == _CIRCLE:
-        mask[y0:y1, x0:x1] = px[None, :] ** 2 + py[:, None] ** 2 <= radius * radius
-        return mask
-    # Even-odd rule, vectorised over edges and rows: the x where each edge crosses each row, then
-    # a pixel is inside when an odd number of crossings lie to its right.
-    ax, ay = vertices[:, 0:1], vertices[:, 1:2]
-    bx, by = np.roll(ax, -1, axis=0), np.roll(ay, -1, axis=0)
-    rows = py[None, :]
-    spans = (ay > rows) != (by > rows)  # (E, rows)
-    dy = np.where(by == ay, 1.0, by - ay)
-    crossing = ax + (rows - ay) * (bx - ax) / dy  # (E, rows)
-    crossing = np.where(spans, crossing, -np.inf)
-    hits = px[None, None, :] < crossing[:, :, None]  # (E, rows, cols)
-    mask[y0:y1, x0:x1] = np.logical_xor.reduce(hits, axis=0)
-    return mask
-
-
 def _contrasting_colour(rng: np.random.Generator, local: np.ndarray) -> np.ndarray:
     """A random colour at least ``MIN_CONTRAST`` away from ``local`` (the mean background under
     the shape); after a few rejections, fall back to the channel-wise opposite extreme."""
@@ -202,6 +147,28 @@ def _contrasting_colour(rng: np.random.Generator, local: np.ndarray) -> np.ndarr
     )
 
 
+def _paint(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    pixels: np.ndarray,
+    size: int,
+    circle: Tuple[float, float, float],
+) -> None:
+    """Paint the flat ``pixels`` of ``image`` in a colour that contrasts with what is under them,
+    with a gentle shading across the shape (centre and radius ``circle``), so its pixels are not
+    one flat colour either."""
+    if pixels.size == 0:
+        return
+    cx, cy, radius = circle
+    colour = _contrasting_colour(rng, image[pixels].mean(axis=0))
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    rows, cols = np.divmod(pixels, size)
+    shade = ((cols + 0.5 - cx) * math.cos(angle) + (rows + 0.5 - cy) * math.sin(angle)) * (
+        12.0 / radius
+    )
+    image[pixels] = colour + shade[:, None].astype(np.float32)
+
+
 def _check(size: int, max_shapes: int) -> None:
     """Fail early with a clear message instead of producing empty or unrecognisable shapes."""
     if size < MIN_SIZE:
@@ -210,7 +177,9 @@ def _check(size: int, max_shapes: int) -> None:
         raise ValueError(f"max_shapes must be at least 1, got {max_shapes}")
 
 
-def generate_sample(rng: np.random.Generator, size: int = 64, max_shapes: int = 1) -> Sample:
+def generate_sample(
+    rng: np.random.Generator, size: int = 64, max_shapes: int = 1, varied: bool = False
+) -> Sample:
     """Draw one sample from ``rng``.
 
     With ``max_shapes == 1`` (classification) the image holds exactly one shape, of a uniformly
@@ -219,9 +188,16 @@ def generate_sample(rng: np.random.Generator, size: int = 64, max_shapes: int = 
     large main shape, the others smaller; positions that overlap earlier shapes are re-drawn a few
     times, and where overlap remains the later shape overwrites the earlier one in both image and
     mask. ``label`` is then the class covering the most mask pixels (the largest visible shape).
+
+    ``varied`` also draws from ``models.demo.styles`` (other backgrounds for half the samples,
+    outlined and hollow shapes, a wider noise range), for training; without it the draws, and so
+    the images, are exactly the usual style's.
     """
     _check(size, max_shapes)
-    image = _background(rng, size)  # (H * W, 3): painting by flat index is the fast path
+    if varied and rng.random() < VARIED_BACKGROUND_SHARE:
+        image = styles.background(rng, size)
+    else:
+        image = _background(rng, size)  # (H * W, 3): painting by flat index is the fast path
     mask = np.zeros((size, size), dtype=np.uint8)
     count = 1 if max_shapes == 1 else int(rng.integers(1, max_shapes + 1))
     classes = rng.choice(len(SHAPE_CLASSES), size=count, replace=count > len(SHAPE_CLASSES))
@@ -239,21 +215,15 @@ def generate_sample(rng: np.random.Generator, size: int = 64, max_shapes: int = 
             if all(math.hypot(cx - x, cy - y) >= radius + r for x, y, r in placed):
                 break
         placed.append((cx, cy, radius))
-        shape = _rasterise(kind, rng, size, cx, cy, radius)
-        pixels = np.flatnonzero(shape)
-        if pixels.size == 0:  # only possible for degenerate tiny sizes; keep the mask honest
+        shape = rasterise(kind, rng, size, cx, cy, radius)
+        if not shape.any():  # only possible for degenerate tiny sizes; keep the mask honest
             continue
-        colour = _contrasting_colour(rng, image[pixels].mean(axis=0))
-        # A gentle shading across the shape, so its pixels are not one flat colour either.
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        rows, cols = np.divmod(pixels, size)
-        shade = ((cols + 0.5 - cx) * math.cos(angle) + (rows + 0.5 - cy) * math.sin(angle)) * (
-            12.0 / radius
-        )
-        image[pixels] = colour + shade[:, None].astype(np.float32)
-        mask.ravel()[pixels] = kind + 1
+        parts = styles.stroke(rng, shape, radius) if varied else (shape,)
+        for part in parts:  # an outline is painted after, and so over, its fill
+            _paint(rng, image, np.flatnonzero(part), size, (cx, cy, radius))
+        mask.ravel()[np.flatnonzero(np.logical_or.reduce(parts))] = kind + 1
 
-    sigma = np.float32(rng.uniform(4.0, 14.0))
+    sigma = np.float32(rng.uniform(*(VARIED_NOISE if varied else NOISE)))
     image += _noise(rng, size * size * 3).reshape(size * size, 3) * sigma
     np.clip(image, 0.0, 255.0, out=image)
     rgb = image.round(out=image).astype(np.uint8).reshape(size, size, 3)
@@ -266,7 +236,7 @@ def generate_sample(rng: np.random.Generator, size: int = 64, max_shapes: int = 
 
 
 def generate_batch(
-    seed: int, count: int, size: int = 64, max_shapes: int = 1
+    seed: int, count: int, size: int = 64, max_shapes: int = 1, varied: bool = False
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` samples from ``np.random.default_rng(seed)``, stacked: images (N, H, W, 3) uint8,
     labels (N,) int64, masks (N, H, W) uint8. Samples are drawn in order from one generator, so a
@@ -279,7 +249,7 @@ def generate_batch(
     labels = np.empty((count,), dtype=np.int64)
     masks = np.empty((count, size, size), dtype=np.uint8)
     for i in range(count):
-        sample = generate_sample(rng, size=size, max_shapes=max_shapes)
+        sample = generate_sample(rng, size=size, max_shapes=max_shapes, varied=varied)
         images[i], labels[i], masks[i] = sample.image, sample.label, sample.mask
     return images, labels, masks
 

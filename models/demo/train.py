@@ -1,7 +1,8 @@
 """Training and evaluation of the demo models on generated shapes, on the CPU in minutes.
 
 Pre-processing here is exactly the service's: uint8 RGB -> float in [0, 1] -> (x - mean) / std,
-at the model's input size (the generator draws at that size, so no resize is involved).
+at the model's input size (images are drawn at that size, or resized to it as the service
+resizes: ``models.demo.uploads``).
 """
 
 from __future__ import annotations

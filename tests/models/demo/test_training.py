@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.demo.build import (
-    ACCURACY_TARGET,
-    CLASSIFIER,
-    MIOU_TARGET,
-    SEGMENTER,
-    build_demo_repository,
-)
+from models.demo.build import CLASSIFIER, DEMO_MODELS, SEGMENTER, DemoModel, build_demo_repository
 from models.demo.shipped import read_manifest
 from models.repository.formats import sha256_of
 from tests.conftest import ATTNSERVE
@@ -46,16 +40,13 @@ def training(tmp_path_factory: pytest.TempPathFactory) -> Training:
     return Training(weights=weights, repo=repo, output=result.stdout)
 
 
-@pytest.mark.parametrize(
-    ("name", "metric", "target"),
-    [(CLASSIFIER.name, "accuracy", ACCURACY_TARGET), (SEGMENTER.name, "miou", MIOU_TARGET)],
-)
-def test_training_reaches_the_target_and_records_it(
-    training: Training, name: str, metric: str, target: float
-) -> None:
+@pytest.mark.parametrize("demo", DEMO_MODELS, ids=lambda demo: demo.name)
+def test_training_reaches_the_target_and_records_it(training: Training, demo: DemoModel) -> None:
+    name, metric = demo.name, demo.task.metric
     assert f"{name}: epoch 1/" in training.output
+    assert f"{name}: held-out {metric} by format and side" in training.output
     printed = reported(training.output, metric, name)
-    assert printed >= target
+    assert printed >= demo.target
     entry = read_manifest(training.weights)[name]
     assert entry.seed == SEED and abs(entry.metrics[metric] - printed) < 5e-5
     assert sha256_of(training.weights / entry.file) == entry.sha256
