@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models.demo.build import CLASSIFIER_NAME, SEGMENTER_NAME
 from models.export import ExportRequest, export_model
 from models.repository.config import ModelConfig, read_config
 from models.repository.layout import config_path, model_names
 
-DEMO_MODELS = ("shapes-classifier", "shapes-segmenter")
+DEMO_MODELS = (CLASSIFIER_NAME, SEGMENTER_NAME)
 JPEG_QUALITY = 90
 
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_REPO = Path("model_repository")
+from models.repository.layout import DEMO_REPOSITORY as DEFAULT_REPO
 
 
 def add_export(subparsers: argparse._SubParsersAction) -> None:
