@@ -78,7 +78,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from service.server import serve
+    from service.http.server import serve
     from service.settings import Settings
 
     flags = {k: getattr(args, k) for k in ("repo", "host", "port", "device")}

@@ -12,8 +12,8 @@ from tests.conftest import DemoBuild
 from tests.reliability.conftest import API_KEY, Summary
 from tests.reliability.corpus import images as img
 from tests.reliability.hostile_inputs import CASES, CLASSIFIER, Case, error_message
+from tests.reliability.load import read_json_answer
 from tests.reliability.process import footprint
-from tests.reliability.rawhttp import read_json_answer
 from tests.service.server import Server, running_server
 
 UPLOAD_LIMIT = 1_000_000

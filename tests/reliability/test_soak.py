@@ -17,12 +17,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from bench.client import Pool, build_request
 from tests.conftest import DemoBuild
 from tests.reliability.conftest import Summary
 from tests.reliability.corpus.images import shape_sample
 from tests.reliability.load import closed_loop
 from tests.reliability.process import Footprint, footprint
-from tests.reliability.rawhttp import Pool, build_request
 from tests.service.server import Server, running_server
 
 REQUESTS = int(os.environ.get("ATTNSERVE_SOAK_REQUESTS", "20000"))

@@ -21,7 +21,7 @@ from PIL import Image
 
 from models.repository.config import InputSpec
 from service.imaging import preprocess
-from service.v2_codec import parse_infer_request
+from service.protocols.v2.codec import parse_infer_request
 from tests.conftest import DemoBuild
 from tests.service.server import running_server
 
