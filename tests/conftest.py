@@ -3,10 +3,13 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.service.server import DemoServers, Server
 
 DEMO_BUILD_TIMEOUT_S = 1200
 
@@ -37,3 +40,19 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
     if reuse:
         (Path(reuse) / "build-output.txt").write_text(result.stdout)
     return DemoBuild(repo=repo, output=result.stdout)
+
+
+@pytest.fixture(scope="session")
+def demo_servers(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoServers]:
+    """Every server on the demo repository starts here (see :class:`DemoServers`)."""
+    servers = DemoServers(demo_build.repo, tmp_path_factory.mktemp("demo-server-logs"))
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_servers: DemoServers) -> Server:
+    """The shared demo server, with the default settings."""
+    return demo_servers.shared()

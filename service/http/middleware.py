@@ -1,5 +1,6 @@
 """Per-request metrics and the in-flight count, as a plain ASGI middleware (no body
-buffering, no interference with disconnect detection)."""
+buffering, no interference with disconnect detection). The model label comes from the typed
+:class:`~service.logs.RequestInfo` the protocol filled in."""
 
 from __future__ import annotations
 
