@@ -36,7 +36,7 @@ def measure_model(
     repo: Path, name: str, config: BenchConfig, sizes: tuple[int, ...]
 ) -> tuple[list[limit.BatchCell], limit.SingleImage]:
     model_config = fixtures.model_config(repo, name)
-    model = limit.load(fixtures.model_file(repo, name))
+    model = limit.load(fixtures.latest_model_file(repo, name))
     cell_s = config.limit_cell_s if name == config.target else config.demo_limit_cell_s
     cells = limit.measure_batches(name, model, model_config, sizes, cell_s)
     jpeg = fixtures.request_image(model_config)

@@ -14,6 +14,7 @@ from models.demo.build import ACCURACY_TARGET, MIOU_TARGET, SEGMENTER
 from models.demo.shapes import SEGMENTATION_CLASSES, SHAPE_CLASSES, generate_batch
 from models.demo.train import mean_iou
 from models.repository.config import read_config
+from models.repository.layout import config_path, model_file
 from service.imaging import load_for_model
 from tests.conftest import DemoBuild
 from tests.service.images import encode
@@ -37,8 +38,8 @@ def test_served_prediction_equals_the_model_called_directly(
     demo_server: Server, demo_build: DemoBuild
 ) -> None:
     images, _, _ = generate_batch(HTTP_SEED, 3, 64)
-    config = read_config(demo_build.repo / CLASSIFIER / "config.json")
-    model = torch.jit.load(str(demo_build.repo / CLASSIFIER / "1" / "model.pt")).eval()
+    config = read_config(config_path(demo_build.repo, CLASSIFIER))
+    model = torch.jit.load(str(model_file(demo_build.repo, CLASSIFIER, 1, "model.pt"))).eval()
     for image in images:
         data = encode(image)
         response = post_image(demo_server, data, model=CLASSIFIER, top_k=5)
@@ -113,7 +114,7 @@ def test_concurrent_requests_are_batched_and_equal_serial_ones(demo_server: Serv
 
 
 def test_attention_maps_by_name(demo_server: Server, demo_build: DemoBuild) -> None:
-    config = read_config(demo_build.repo / CLASSIFIER / "config.json")
+    config = read_config(config_path(demo_build.repo, CLASSIFIER))
     data = encode(generate_batch(HTTP_SEED, 1, 64)[0][0])
     everything = post_image(demo_server, data, attention="true").json()["results"][0]
     assert sorted(everything["attention"]) == config.attention_maps

@@ -8,6 +8,7 @@ from tritonclient.utils import InferenceServerException
 
 from models.demo.shapes import generate_batch
 from models.repository.config import read_config
+from models.repository.layout import config_path, model_file
 from service.imaging import load_for_model
 from tests.conftest import DemoBuild
 from tests.service.images import encode
@@ -22,7 +23,7 @@ def client(demo_server: Server) -> triton.InferenceServerClient:
 
 
 def direct_logits(demo_build: DemoBuild, name: str, tensors: torch.Tensor) -> np.ndarray:
-    model = torch.jit.load(str(demo_build.repo / name / "1" / "model.pt")).eval()
+    model = torch.jit.load(str(model_file(demo_build.repo, name, 1, "model.pt"))).eval()
     with torch.inference_mode():
         return model(tensors).numpy()
 
@@ -41,7 +42,7 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
 def test_fp32_infer_equals_the_model(
     client: triton.InferenceServerClient, demo_build: DemoBuild, binary: bool
 ) -> None:
-    config = read_config(demo_build.repo / CLASSIFIER / "config.json")
+    config = read_config(config_path(demo_build.repo, CLASSIFIER))
     images, _, _ = generate_batch(31, 4, 64)
     tensors = torch.stack(
         [load_for_model(encode(im), config.input, max_pixels=10**8)[0] for im in images]
@@ -60,7 +61,7 @@ def test_fp32_infer_equals_the_model(
 def test_bytes_input_segmentation_with_a_map(
     client: triton.InferenceServerClient, demo_build: DemoBuild
 ) -> None:
-    config = read_config(demo_build.repo / SEGMENTER / "config.json")
+    config = read_config(config_path(demo_build.repo, SEGMENTER))
     images, _, masks = generate_batch(32, 2, 64, max_shapes=2)
     request = triton.InferInput("image", [2], "BYTES")
     request.set_data_from_numpy(np.array([encode(im) for im in images], dtype=object))
