@@ -21,7 +21,7 @@ from PIL import Image
 from models.demo.build import CLASSIFIER_NAME, SEGMENTER_NAME
 from models.export import ExportRequest, export_model
 from models.repository.config import ModelConfig, read_config
-from models.repository.layout import config_path, model_file, model_names
+from models.repository.layout import config_path, model_dir, model_file, model_names
 
 DEMO_MODELS = (CLASSIFIER_NAME, SEGMENTER_NAME)
 JPEG_QUALITY = 90
@@ -49,7 +49,7 @@ def build_work_repo(
     repo.mkdir(parents=True, exist_ok=True)
     available = set(model_names(demo_repo))
     for name in {*demo_models, target} & available:
-        shutil.copytree(demo_repo / name, repo / name, dirs_exist_ok=True)
+        shutil.copytree(model_dir(demo_repo, name), model_dir(repo, name), dirs_exist_ok=True)
     if target not in available:
         export_model(ExportRequest(target, repo, input_size=(input_size, input_size)))
     return repo

@@ -8,6 +8,7 @@ import hmac
 from fastapi import APIRouter, Depends, Request
 
 from models.repository.config import check_model_name
+from models.repository.layout import model_dir
 from service.errors import InvalidParameter, NotFound, Unauthorized
 from service.http.health import ModelStatus, model_statuses
 from service.state import get_state
@@ -48,7 +49,7 @@ async def load(request: Request, name: str) -> ModelStatus:
     requests finish on the old versions, which drain once the new ones are ready."""
     name = valid_name(name)
     store = get_state(request).store
-    if not (store.repo / name).is_dir():
+    if not model_dir(store.repo, name).is_dir():
         raise NotFound(f"no folder {name!r} in the model repository")
     await store.load_model(name)
     return status_of(request, name)
