@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -38,6 +40,16 @@ class Target:
     versions: tuple[int, ...]  # every version of the model, ascending
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every image of one request shares on its way through the engine."""
+
+    target: Target
+    with_maps: bool
+    deadline: float  # time.monotonic()
+    is_disconnected: Disconnected | None = None
+
+
 class Pipeline:
     def __init__(self, store: ModelStore, settings: Settings, metrics: Metrics) -> None:
         self.store = store
@@ -56,30 +68,28 @@ class Pipeline:
         assert entry.config is not None  # a ready version implies a valid config
         return Target(entry.name, loaded.version, entry.config, tuple(sorted(entry.versions)))
 
-    def deadline(self, timeout_ms: float | None) -> float:
-        """A per-request ``timeout_ms`` may only shorten the configured deadline."""
+    def job(
+        self,
+        target: Target,
+        with_maps: bool,
+        timeout_ms: float | None = None,
+        is_disconnected: Disconnected | None = None,
+    ) -> Job:
+        """The request's deadline starts now; ``timeout_ms`` may only shorten the configured
+        one."""
         limit = self.settings.timeout_ms
         if timeout_ms is not None and timeout_ms <= 0:
             raise InvalidParameter("timeout_ms must be positive")
         chosen = limit if timeout_ms is None else min(timeout_ms, limit)
-        return time.monotonic() + chosen / 1000
+        return Job(target, with_maps, time.monotonic() + chosen / 1000, is_disconnected)
 
     def drain(self) -> None:
         """From now on every new image is refused (503); admitted ones are still answered."""
         self.draining = True
 
-    async def run_image(
-        self,
-        target: Target,
-        data: bytes,
-        with_maps: bool,
-        deadline: float,
-        is_disconnected: Disconnected | None,
-    ) -> Result:
+    async def run_image(self, job: Job, data: bytes) -> Result:
         """Decode, pre-process and run one encoded image."""
-        self._refuse_if_late(deadline)
-        loaded = self._serving(target)
-        with loaded.batchers[with_maps].reserve() as reservation:
+        with self._admit(job) as (loaded, reservation):
             if self._decoding >= self.settings.max_queue_size:
                 raise Unavailable("too many images are waiting to be decoded; retry later")
             started = time.perf_counter()
@@ -88,56 +98,41 @@ class Pipeline:
                 tensor, size = await asyncio.get_running_loop().run_in_executor(
                     self.preprocess_pool,
                     lambda: load_for_model(
-                        data, target.config.input, max_pixels=self.settings.max_image_pixels
+                        data, job.target.config.input, max_pixels=self.settings.max_image_pixels
                     ),
                 )
             finally:
                 self._decoding -= 1
             preprocess_s = time.perf_counter() - started
-            self.metrics.preprocess_duration.labels(target.name).observe(preprocess_s)
-            result = await self._submit(
-                target, loaded, reservation, tensor, with_maps, deadline, is_disconnected
-            )
+            self.metrics.preprocess_duration.labels(job.target.name).observe(preprocess_s)
+            result = await self._submit(job, loaded, reservation, tensor)
         return replace(result, preprocess_ms=preprocess_s * 1000, original_size=size)
 
-    async def run_tensor(
-        self,
-        target: Target,
-        tensor: torch.Tensor,
-        with_maps: bool,
-        deadline: float,
-        is_disconnected: Disconnected | None,
-    ) -> Result:
+    async def run_tensor(self, job: Job, tensor: torch.Tensor) -> Result:
         """Run one image that is already the model's input (3, H, W)."""
-        self._refuse_if_late(deadline)
-        loaded = self._serving(target)
-        with loaded.batchers[with_maps].reserve() as reservation:
-            return await self._submit(
-                target, loaded, reservation, tensor, with_maps, deadline, is_disconnected
-            )
+        with self._admit(job) as (loaded, reservation):
+            return await self._submit(job, loaded, reservation, tensor)
 
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)
 
-    def _refuse_if_late(self, deadline: float) -> None:
+    @contextmanager
+    def _admit(self, job: Job) -> Iterator[tuple[LoadedVersion, Reservation]]:
+        """Refuse before any work is spent, else reserve the image's place in its batcher."""
         if self.draining:
             raise Unavailable("the service is shutting down")
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= job.deadline:
             raise DeadlineExceeded("the request's deadline passed before it could be queued")
+        loaded = self._serving(job.target)
+        with loaded.batchers[job.with_maps].reserve() as reservation:
+            yield loaded, reservation
 
     def _serving(self, target: Target) -> LoadedVersion:
         """The live version of ``target``: after a reload, the new one of the same number."""
         return self.store.get(target.name, target.version)[1]
 
     async def _submit(
-        self,
-        target: Target,
-        loaded: LoadedVersion,
-        reservation: Reservation,
-        tensor: torch.Tensor,
-        with_maps: bool,
-        deadline: float,
-        is_disconnected: Disconnected | None,
+        self, job: Job, loaded: LoadedVersion, reservation: Reservation, tensor: torch.Tensor
     ) -> Result:
         """Queue the image where it was reserved. If that version was retired meanwhile (a
         reload or unload), it goes to the live one instead: a reload never fails a request."""
@@ -145,12 +140,9 @@ class Pipeline:
             raise Unavailable("the service is shutting down")
         if loaded.state != "unloaded":
             try:
-                return await reservation.submit(tensor, deadline, is_disconnected)
+                return await reservation.submit(tensor, job.deadline, job.is_disconnected)
             except Unavailable:
                 if loaded.state != "unloaded":
                     raise  # a full queue, not a retired version
-        return (
-            await self._serving(target)
-            .batchers[with_maps]
-            .submit(tensor, deadline, is_disconnected)
-        )
+        batcher = self._serving(job.target).batchers[job.with_maps]
+        return await batcher.submit(tensor, job.deadline, job.is_disconnected)

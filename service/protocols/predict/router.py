@@ -109,15 +109,11 @@ async def predict(
     request_info().model = target.name
     config = target.config
     maps = select_maps(attention, config)
-    deadline = pipeline.deadline(timeout_ms)
+    job = pipeline.job(target, bool(maps), timeout_ms, request.is_disconnected)
     settings = state.settings
     images = await read_images(request, settings.max_upload_bytes, settings.max_files_per_request)
     outcomes = await asyncio.gather(
-        *(
-            pipeline.run_image(target, data, bool(maps), deadline, request.is_disconnected)
-            for data in images
-        ),
-        return_exceptions=True,
+        *(pipeline.run_image(job, data) for data in images), return_exceptions=True
     )
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, ServiceError):

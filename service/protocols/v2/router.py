@@ -119,23 +119,19 @@ async def run_items(
                          f"got {len(infer.inputs)}")  # fmt: skip
     tensor = infer.inputs[0]
     config = target.config
-    deadline = pipeline.deadline(None)
+    job = pipeline.job(target, with_maps, None, request.is_disconnected)
     limit = pipeline.settings.max_files_per_request
     if tensor.shape and tensor.shape[0] > limit:
         raise BadRequest(f"batch of {tensor.shape[0]} is over the {limit}-item request limit")
     if tensor.datatype == "BYTES":
-        jobs = [pipeline.run_image(target, bytes(data), with_maps, deadline,
-                                   request.is_disconnected) for data in tensor.data]  # fmt: skip
-        return list(await asyncio.gather(*jobs))
+        return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
     expected = (3, config.input.height, config.input.width)
     if tensor.datatype != "FP32" or len(tensor.shape) != 4 or tensor.shape[1:] != expected:
         raise BadRequest(f"input '{tensor.name}' must be FP32 [N, {', '.join(map(str, expected))}]"
                          f" or BYTES [N]; got {tensor.datatype} {list(tensor.shape)}")  # fmt: skip
     require_finite(tensor)
     images = torch.from_numpy(np.ascontiguousarray(tensor.data, dtype=np.float32))
-    jobs = [pipeline.run_tensor(target, image, with_maps, deadline, request.is_disconnected)
-            for image in images]  # fmt: skip
-    return list(await asyncio.gather(*jobs))
+    return list(await asyncio.gather(*(pipeline.run_tensor(job, image) for image in images)))
 
 
 def collect(name: str, results: list[Result]) -> OutputTensor:
