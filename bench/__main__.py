@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.config import PARTS, BenchConfig
 from bench.machine import Machine
 from bench.runner import RESULTS, log, run
+from models.repository.layout import DEMO_REPOSITORY
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repo",
         type=Path,
-        default=Path("model_repository"),
+        default=DEMO_REPOSITORY,
         help="demo repository (built if absent)",
     )
     parser.add_argument(

@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from models.repository.config import ModelConfig, read_config
-from models.repository.formats import ServableModel, TorchScriptFormat
+from models.repository.formats import ServableModel, get_format
+from models.repository.layout import DEMO_REPOSITORY, config_path, model_file
 from service.imaging import load_for_model
 
 MAX_PIXELS = 40_000_000
 TOP_K = 5
-DEFAULT_MODEL_DIR = "model_repository/shapes-classifier"
+DEFAULT_MODEL_DIR = DEMO_REPOSITORY / "shapes-classifier"
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,14 @@ class Classifier:
 
 
 def load(model_dir: Path, warm_batch_sizes: Iterable[int] = (1,)) -> Classifier:
-    config = read_config(model_dir / "config.json")
-    path = model_dir / str(config.latest_version) / TorchScriptFormat.filename
-    classifier = Classifier(config, TorchScriptFormat().load(path, torch.device("cpu")))
+    repo, name = model_dir.parent, model_dir.name
+    config = read_config(config_path(repo, name))
+    version = config.latest_version
+    if version is None:
+        raise ValueError(f"{model_dir} has no version in its config.json")
+    info = config.versions[version]
+    path = model_file(repo, name, version, info.file)
+    classifier = Classifier(config, get_format(info.format).load(path, torch.device("cpu")))
     classifier.warm_up(warm_batch_sizes)
     return classifier
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models.demo.build import CLASSIFIER_NAME, SEGMENTER_NAME
 from models.export import ExportRequest, export_model
 from models.repository.config import ModelConfig, read_config
-from models.repository.layout import config_path, model_names
+from models.repository.layout import config_path, model_dir, model_file, model_names
 
-DEMO_MODELS = ("shapes-classifier", "shapes-segmenter")
+DEMO_MODELS = (CLASSIFIER_NAME, SEGMENTER_NAME)
 JPEG_QUALITY = 90
 
 
@@ -48,7 +49,7 @@ def build_work_repo(
     repo.mkdir(parents=True, exist_ok=True)
     available = set(model_names(demo_repo))
     for name in {*demo_models, target} & available:
-        shutil.copytree(demo_repo / name, repo / name, dirs_exist_ok=True)
+        shutil.copytree(model_dir(demo_repo, name), model_dir(repo, name), dirs_exist_ok=True)
     if target not in available:
         export_model(ExportRequest(target, repo, input_size=(input_size, input_size)))
     return repo
@@ -58,9 +59,13 @@ def model_config(repo: Path, name: str) -> ModelConfig:
     return read_config(config_path(repo, name))
 
 
-def model_file(repo: Path, name: str) -> Path:
+def latest_model_file(repo: Path, name: str) -> Path:
+    """The file of the newest version of ``name``, where the repository layout puts it."""
     config = model_config(repo, name)
-    return repo / name / str(config.latest_version) / "model.pt"
+    version = config.latest_version
+    if version is None:
+        raise ValueError(f"model {name!r} of {repo} has no version")
+    return model_file(repo, name, version, config.versions[version].file)
 
 
 def synthetic_jpeg(height: int, width: int, seed: int = 0) -> bytes:

@@ -1,9 +1,7 @@
-"""A bounded async HTTP/1.1 load generator on raw asyncio streams.
+"""The benchmark's bounded load loops over the one load client (:mod:`bench.client`).
 
-On a 2-core machine the client competes with the server for the same cores, so the client must
-cost as little as possible: requests are pre-encoded bytes, responses are read by
-Content-Length (or chunked) without parsing the body, connections are kept alive. Every run
-stops at a time limit *and* a request-count limit, and only ever connects to 127.0.0.1.
+Every run stops at a time limit *and* a request-count limit, and only ever connects to
+127.0.0.1.
 
 * closed loop: ``concurrency`` workers, each sending its next request when the last returns;
 * open loop: arrivals at a fixed rate whatever the server does; latency is measured from the
@@ -21,14 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.client import Connection, build_request
 from bench.machine import cpu_seconds
 from bench.stats import percentile
 
-HOST = "127.0.0.1"
 REQUEST_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 60.0
 MAX_OUTSTANDING = 512
-IDLE_REOPEN_S = 4.0
 
 Probe = Callable[[], Awaitable[Any]]
 
@@ -40,76 +37,8 @@ class HttpRequest:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
 
-    def encode(self, port: int) -> bytes:
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
-        lines += [f"{name}: {value}" for name, value in self.headers]
-        lines.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
-
-
-class Connection:
-    """One keep-alive connection; reconnects after an error, ``Connection: close``, or an idle
-    spell long enough for the server to have dropped it (uvicorn's keep-alive is 5 s)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.last_used = 0.0
-
-    async def exchange(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is not None and time.monotonic() - self.last_used > IDLE_REOPEN_S:
-            self.close()
-        reused = self.writer is not None
-        try:
-            return await self._exchange(raw)
-        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as error:
-            partial = getattr(error, "partial", b"")
-            if not reused or partial:  # a fresh connection failing, or a response cut short
-                raise
-            self.close()  # the server closed the idle connection as we reused it: once more
-            return await self._exchange(raw)
-
-    async def _exchange(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        assert self.reader is not None
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        status = int(status_line.split(" ", 2)[1])
-        headers = {}
-        for line in header_lines:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip().lower()
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding") == "chunked":
-            body = await self._read_chunked()
-        else:
-            body = await self.reader.read()
-            headers["connection"] = "close"
-        self.last_used = time.monotonic()
-        if headers.get("connection") == "close":
-            self.close()
-        return status, body
-
-    async def _read_chunked(self) -> bytes:
-        assert self.reader is not None
-        parts = []
-        while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await self.reader.readuntil(b"\r\n")
-                return b"".join(parts)
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readexactly(2)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+    def encode(self) -> bytes:
+        return build_request(self.method, self.path, self.body, dict(self.headers))
 
 
 @dataclass
@@ -201,7 +130,7 @@ async def closed_loop(
 ) -> RunResult:
     result = RunResult(f"closed c={concurrency}", duration_s)
     window = _Window(result, warmup_s, probe)
-    raw = request.encode(port)
+    raw = request.encode()
 
     async def worker() -> None:
         connection = Connection(port)
@@ -238,7 +167,7 @@ async def open_loop(
 ) -> RunResult:
     result = RunResult(f"open {rate:g}/s", duration_s, offered_rate=rate)
     window = _Window(result, warmup_s, probe)
-    raw = request.encode(port)
+    raw = request.encode()
     idle: list[Connection] = []
     outstanding = 0
 

@@ -23,6 +23,7 @@ from bench import fixtures, limit, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.machine import Machine
 from bench.scenarios import Load, predict, v2_infer
+from models.repository.layout import model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS_SKIPPED = "LitServe not measured: run `make bench` or create .venv-peers, see README."
@@ -36,7 +37,7 @@ def measure_model(
     repo: Path, name: str, config: BenchConfig, sizes: tuple[int, ...]
 ) -> tuple[list[limit.BatchCell], limit.SingleImage]:
     model_config = fixtures.model_config(repo, name)
-    model = limit.load(fixtures.model_file(repo, name))
+    model = limit.load(fixtures.latest_model_file(repo, name))
     cell_s = config.limit_cell_s if name == config.target else config.demo_limit_cell_s
     cells = limit.measure_batches(name, model, model_config, sizes, cell_s)
     jpeg = fixtures.request_image(model_config)
@@ -237,11 +238,13 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
                     costs = scenarios.run_cells(server, plan, *cost_limits, True, log)
         if "baseline" in parts:
             log("# part 3: the hand-written FastAPI baseline under load")
-            with servers.baseline(repo / config.target, work) as server:
+            with servers.baseline(model_dir(repo, config.target), work) as server:
                 plan = closed_plan(config, jpeg, config.baseline_concurrencies)
                 base = scenarios.run_cells(server, plan, *limits, False, log)
         if "peers" in parts:
-            peers, peers_note = part_peers(config, repo / config.target, work, jpeg, limits)
+            peers, peers_note = part_peers(
+                config, model_dir(repo, config.target), work, jpeg, limits
+            )
         if reference.best_batch and (service or base or peers or costs):
             text, reference = remeasure(repo, config, reference)
             sections += text

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.loadgen import Connection, HttpRequest
+from bench.client import Connection, build_request
 from bench.machine import total_cpu_seconds
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ServerProbe:
 
     def __init__(self, port: int, pids: list[int], scrape: bool) -> None:
         self.port = port
-        self.raw = HttpRequest("GET", "/metrics").encode(port)
+        self.raw = build_request("GET", "/metrics")
         self.pids = pids
         self.scrape = scrape
 

@@ -1,31 +1,25 @@
 """``attnserve export``: write an architecture into a model repository, verified.
 
-Writes ``REPO/NAME/VERSION/model.pt`` and ``REPO/NAME/config.json``, then reloads the file
-the way the service will and refuses (removing what it wrote) unless both exported methods
-reproduce the eager model on random input.
+Writes the version through :mod:`models.repository.versions` (``REPO/NAME/VERSION/model.pt``,
+then its entry in ``REPO/NAME/config.json``), reloading the file the way the service will in
+between: it refuses (removing what it wrote) unless both exported methods reproduce the eager
+model on random input.
 """
 
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from models.attention.base import name_attention_maps
-from models.repository.config import (
-    BatchingSpec,
-    InputSpec,
-    ModelConfig,
-    VersionInfo,
-    read_config,
-    write_config,
-)
-from models.repository.formats import TorchScriptFormat, sha256_of
-from models.repository.layout import config_path, next_version, version_dir
+from models.repository.config import BatchingSpec, InputSpec, ModelConfig, read_config
+from models.repository.formats import TorchScriptFormat
+from models.repository.layout import config_path, next_version
+from models.repository.versions import record_version, write_version
 from models.zoo import build_model, get_architecture
 from models.zoo.specs import ArchitectureSpec
 
@@ -123,33 +117,23 @@ def export_model(request: ExportRequest, model: nn.Module | None = None) -> Mode
     model = model.eval()
     name_attention_maps(model)
     version = request.version or next_version(request.repo, name)
-    folder = version_dir(request.repo, name, version)
-    if folder.exists():
-        raise ExportError(f"{folder} exists already; choose another --version")
-    model_format = TorchScriptFormat()
-    path = folder / model_format.filename
     example = torch.rand(VERIFY_BATCH, 3, config.input.height, config.input.width)
     try:
-        model_format.save(model, example, path)
+        path = write_version(request.repo, name, version, model, example)
+    except FileExistsError as error:
+        raise ExportError(f"{error} (--version)") from None
+    try:
         maps = check_round_trip(model, path, example)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(path.parent, ignore_errors=True)
         raise
-    info = VersionInfo(
-        format=model_format.name,
-        file=model_format.filename,
-        architecture=spec.name,
-        torch_version=torch.__version__,
-        sha256=sha256_of(path),
-        exported_at=datetime.now(timezone.utc),
-        metrics=request.metrics or {},
-    )
     config = config.model_copy(update={"attention_maps": maps})
     path_of_config = config_path(request.repo, name)
     if path_of_config.is_file():
-        config = merge_with_existing(read_config(path_of_config), config, folder)
-    write_config(config.with_version(version, info), path_of_config)
-    return config.with_version(version, info)
+        config = merge_with_existing(read_config(path_of_config), config, path.parent)
+    return record_version(
+        request.repo, config, version, architecture=spec.name, metrics=request.metrics
+    )
 
 
 def merge_with_existing(previous: ModelConfig, new: ModelConfig, folder: Path) -> ModelConfig:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_REPO = Path("model_repository")
+from models.repository.layout import DEMO_REPOSITORY as DEFAULT_REPO
 
 
 def add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     from models.export import ExportRequest, export_model, load_weights
+    from models.repository.layout import version_dir
     from models.zoo import build_model, get_architecture
 
     labels = args.labels.split(",") if args.labels else None
@@ -47,7 +48,9 @@ def run_export(args: argparse.Namespace) -> None:
         load_weights(model, args.weights)
     config = export_model(request, model)
     version = config.latest_version
-    print(f"exported {config.name} version {version} to {args.repo / config.name / str(version)}")
+    assert version is not None  # export_model returns the config with its new version
+    folder = version_dir(args.repo, config.name, version)
+    print(f"exported {config.name} version {version} to {folder}")
     print(f"attention maps: {', '.join(config.attention_maps) or '(none)'}")
 
 
@@ -95,7 +98,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from service.server import serve
+    from service.http.server import serve
     from service.settings import Settings
 
     flags = {k: getattr(args, k) for k in ("repo", "host", "port", "device")}

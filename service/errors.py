@@ -1,11 +1,25 @@
 """Errors are values: a machine-readable code, an HTTP status, and a message a user can act on.
 
-Every failure the service reports is a :class:`ServiceError`; the app turns it into
-``{"error": {"code": ..., "message": ...}}`` with its status (and headers such as
-``Retry-After``). Code that raises one never needs to know about HTTP responses.
+Every failure the service reports is a :class:`ServiceError`; :mod:`service.http.errors` turns
+it into the one error body, :class:`ErrorResponse` (``{"error": {"code": ..., "message": ...}}``),
+with its status (and headers such as ``Retry-After``). Code that raises one never needs to know
+about HTTP responses.
 """
 
 from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The error body of every endpoint but the v2 protocol's (see :mod:`service.http.errors`)."""
+
+    error: ErrorDetail
 
 
 class ServiceError(Exception):
@@ -16,9 +30,6 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
-
-    def to_json(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class BadRequest(ServiceError):

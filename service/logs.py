@@ -1,5 +1,9 @@
-"""Logging: plain text or JSON lines, every line carrying the request id of the request it
-belongs to. Request bodies (image bytes) are never logged."""
+"""Logging and the typed request context: plain text or JSON lines, every line carrying the
+request id of the request it belongs to. Request bodies (image bytes) are never logged.
+
+:class:`RequestInfo` is what the HTTP layer knows of the request being served: its id (set by
+:mod:`service.http.context`) and the model it runs on (set by the protocol once it knows it),
+read back by the access log and the request metrics."""
 
 from __future__ import annotations
 
@@ -8,9 +12,23 @@ import logging
 import re
 import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+@dataclass
+class RequestInfo:
+    request_id: str = "-"
+    model: str | None = None  # the model's name, once the protocol has looked it up
+
+
+current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
+
+
+def request_info() -> RequestInfo:
+    """The request this task is serving (outside a request: a fresh one, written to nobody)."""
+    return current_request.get() or RequestInfo()
+
 
 REQUEST_ID_HEADER = "x-request-id"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -27,7 +45,7 @@ def accept_request_id(header: str | None) -> str:
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        record.request_id = request_info().request_id
         return True
 
 

@@ -1,7 +1,9 @@
 """Service settings: every option from ``attnserve serve`` flags or ``ATTNSERVE_*`` variables.
 
 Defaults suit one container with a few CPU cores; the README lists each with its default.
-Batching values left unset here fall back to each model's ``config.json``.
+The one place where a setting is resolved: batching values left unset here fall back to each
+model's ``config.json`` (:meth:`Settings.batching_for`), and device names are parsed by
+:func:`parse_device` alone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.repository.config import BatchingSpec, ModelConfig
+
+DeviceKind = Literal["auto", "cpu", "cuda"]
+
+
+def parse_device(name: str) -> tuple[DeviceKind, int | None]:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> (kind, N or None); anything else is an error."""
+    if name in ("auto", "cpu", "cuda"):
+        return name, None  # type: ignore[return-value]
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return "cuda", int(name[5:])
+    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}")
 
 
 class Settings(BaseSettings):
@@ -45,8 +60,13 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if device in ("auto", "cpu", "cuda") or (
-            device.startswith("cuda:") and device[5:].isdigit()
-        ):
-            return device
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {device!r}")
+        parse_device(device)
+        return device
+
+    def batching_for(self, config: ModelConfig) -> BatchingSpec:
+        """A model's batching: each value set here overrides the model's ``config.json``."""
+        overrides = {"max_batch_size": self.max_batch_size,
+                     "max_queue_delay_ms": self.max_queue_delay_ms}  # fmt: skip
+        return config.batching.model_copy(
+            update={key: value for key, value in overrides.items() if value is not None}
+        )

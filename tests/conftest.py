@@ -2,10 +2,13 @@
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.service.server import DemoServers, Server
 
 DEMO_BUILD_TIMEOUT_S = 300
 ATTNSERVE = str(Path(sys.executable).parent / "attnserve")
@@ -32,3 +35,19 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return DemoBuild(repo=repo, output=result.stdout)
+
+
+@pytest.fixture(scope="session")
+def demo_servers(
+    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoServers]:
+    """Every server on the demo repository starts here (see :class:`DemoServers`)."""
+    servers = DemoServers(demo_build.repo, tmp_path_factory.mktemp("demo-server-logs"))
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_servers: DemoServers) -> Server:
+    """The shared demo server, with the default settings."""
+    return demo_servers.shared()

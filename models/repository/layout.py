@@ -1,10 +1,17 @@
-"""Paths inside a model repository, resolved so that nothing can point outside it."""
+"""Paths inside a model repository, resolved so that nothing can point outside it.
+
+The only code that knows the folder layout (REPO/NAME/config.json, REPO/NAME/VERSION/FILE):
+export, the service's store, the benchmark and the tests' fakes all ask here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from models.repository.config import CONFIG_FILENAME, check_model_name
+
+#: Where ``attnserve demo build`` writes and ``attnserve serve`` without ``--repo`` reads.
+DEMO_REPOSITORY = Path("model_repository")
 
 
 def model_dir(repo: Path, name: str) -> Path:
@@ -20,6 +27,11 @@ def version_dir(repo: Path, name: str, version: int) -> Path:
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
     return model_dir(repo, name) / str(version)
+
+
+def model_file(repo: Path, name: str, version: int, filename: str) -> Path:
+    """REPO/NAME/VERSION/FILENAME: the serialised model of one version (``VersionInfo.file``)."""
+    return version_dir(repo, name, version) / filename
 
 
 def existing_versions(repo: Path, name: str) -> list[int]:

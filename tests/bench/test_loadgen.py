@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bench.loadgen import Connection, HttpRequest, closed_loop, open_loop
+from bench.client import Connection
+from bench.loadgen import HttpRequest, closed_loop, open_loop
 from bench.machine import cpu_seconds
 from bench.stages import Snapshot, parse, stages_between
 from bench.stats import percentile
@@ -73,7 +74,7 @@ def test_responses_are_read_whole_in_every_framing() -> None:
     async def exchange(port: int) -> list[tuple[int, bytes]]:
         connection = Connection(port)
         answers = [
-            await connection.exchange(HttpRequest("GET", p).encode(port))
+            await connection.exchange(HttpRequest("GET", p).encode())
             for p in ("/chunked", "/ok", "/close", "/ok")
         ]
         connection.close()
@@ -85,7 +86,7 @@ def test_responses_are_read_whole_in_every_framing() -> None:
 def test_a_connection_the_server_dropped_is_reopened_once() -> None:
     async def twice(port: int) -> list[tuple[int, bytes]]:
         connection = Connection(port)
-        raw = HttpRequest("GET", "/once").encode(port)
+        raw = HttpRequest("GET", "/once").encode()
         answers = [await connection.exchange(raw), await connection.exchange(raw)]
         connection.close()
         return answers

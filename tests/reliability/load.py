@@ -1,17 +1,22 @@
-"""Bounded load loops over :class:`~tests.reliability.rawhttp.Pool`: closed loop (N users, each
-sends its next request when the last is answered) and open loop (a fixed arrival rate,
-whatever the answers), both stopped by count or time. Traffic goes to 127.0.0.1 only."""
+"""The reliability tests' bounded load loops over the one load client (:class:`bench.client.Pool`):
+closed loop (N users, each sends its next request when the last is answered) and open loop (a
+fixed arrival rate, whatever the answers), both stopped by count or time, keeping every reply
+(status, headers, body) for the tests to check, where :mod:`bench.loadgen` keeps only the
+latencies of its measurement window. Traffic goes to 127.0.0.1 only."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.reliability.rawhttp import Pool, Reply, build_request
+from bench.client import Pool, Reply, build_request
+
+HEADER_END = b"\r\n\r\n"
 
 RequestFactory = Callable[[int], bytes]  # request number -> raw request bytes
 
@@ -80,3 +85,15 @@ async def send_all(pool: Pool, requests: list[bytes], concurrency: int) -> list[
             return await pool.send(raw)
 
     return list(await asyncio.gather(*(one(raw) for raw in requests)))
+
+
+def read_json_answer(sock: socket.socket) -> bytes:
+    """A whole HTTP answer from a blocking socket: headers and a JSON body (or the server's
+    close, whichever comes first)."""
+    answer = b""
+    while HEADER_END not in answer or not answer.endswith(b"}"):
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    return answer

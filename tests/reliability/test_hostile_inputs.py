@@ -8,13 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import DemoBuild
 from tests.reliability.conftest import API_KEY, Summary
 from tests.reliability.corpus import images as img
 from tests.reliability.hostile_inputs import CASES, CLASSIFIER, Case, error_message
+from tests.reliability.load import read_json_answer
 from tests.reliability.process import footprint
-from tests.reliability.rawhttp import read_json_answer
-from tests.service.server import Server, running_server
+from tests.service.server import DemoServers, Server
 
 UPLOAD_LIMIT = 1_000_000
 #: Resident memory the corpus may add to a warm server. Decoding the 65535^2 PNG bomb alone
@@ -25,11 +24,11 @@ OUTCOMES: dict[str, bool] = {}  # case -> handled as expected
 
 
 @pytest.fixture(scope="module")
-def server(demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(demo_servers: DemoServers) -> Server:
     env = {"ATTNSERVE_API_KEY": API_KEY, "ATTNSERVE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
-    with running_server(demo_build.repo, tmp_path_factory.mktemp("hostile-logs"), env) as server:
-        server.rss_before_mb = footprint(server.process.pid).rss_mb  # type: ignore[attr-defined]
-        yield server
+    server = demo_servers.shared(env)
+    server.rss_before_mb = footprint(server.process.pid).rss_mb  # type: ignore[attr-defined]
+    return server
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.client import Pool, build_request
+from bench.stats import percentile
 from tests.reliability.conftest import Summary
 from tests.reliability.load import Run, closed_loop, open_loop, scrape
 from tests.reliability.process import footprint
-from tests.reliability.rawhttp import Pool, build_request, percentile
-from tests.reliability.repository import slow_repository
+from tests.service.fake_models import slow_repository
 from tests.service.images import solid
 from tests.service.server import Server, running_server
 

@@ -12,18 +12,15 @@ import asyncio
 import json
 import os
 import struct
-from collections.abc import Iterator
 
 import numpy as np
-import pytest
 
-from tests.conftest import DemoBuild
+from bench.client import Pool, build_request
 from tests.reliability.conftest import Summary
 from tests.reliability.corpus.images import shape_sample
 from tests.reliability.load import closed_loop
 from tests.reliability.process import Footprint, footprint
-from tests.reliability.rawhttp import Pool, build_request
-from tests.service.server import Server, running_server
+from tests.service.server import Server
 
 REQUESTS = int(os.environ.get("ATTNSERVE_SOAK_REQUESTS", "20000"))
 USERS = 8
@@ -71,12 +68,6 @@ def mixed_requests() -> list[bytes]:
     ]
 
 
-@pytest.fixture(scope="module")
-def server(demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(demo_build.repo, tmp_path_factory.mktemp("soak-logs")) as server:
-        yield server
-
-
 async def soak(server: Server) -> tuple[list[Footprint], int, int, float]:
     """Returns the footprints (after warm-up, then after each checkpoint), the count of
     non-200 answers, the count of requests sent and the seconds it took."""
@@ -95,8 +86,8 @@ async def soak(server: Server) -> tuple[list[Footprint], int, int, float]:
     return footprints, bad, sent, seconds
 
 
-def test_soak(server: Server, summary: Summary) -> None:
-    footprints, bad, sent, seconds = asyncio.run(soak(server))
+def test_soak(demo_server: Server, summary: Summary) -> None:
+    footprints, bad, sent, seconds = asyncio.run(soak(demo_server))
     base, end = footprints[0], footprints[-1]
     growth = end.rss_mb / base.rss_mb - 1
     fds = [f.fds for f in footprints]

@@ -1,24 +1,16 @@
-"""Servers shared by the HTTP tests: one on the demo repository, one on the fault repository."""
+"""The fault repository's server, shared by the HTTP tests (the demo server is the session's
+``demo_server``, from tests/conftest.py)."""
 
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import DemoBuild
 from tests.service.fake_models import build_fault_repository
 from tests.service.server import Server, running_server
 
 API_KEY = "test-key-5f3a"
 UPLOAD_LIMIT = 200_000
 CORS_ORIGIN = "http://dashboard.example"
-
-
-@pytest.fixture(scope="session")
-def demo_server(
-    demo_build: DemoBuild, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    with running_server(demo_build.repo, tmp_path_factory.mktemp("demo-logs")) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,19 @@
-"""Small TorchScript models with known behaviour, written into a repository for the service
-tests: one that fails on marked inputs, one that is slow on purpose, and broken entries."""
+"""The tests' one set of fake models, written through the repository API
+(:mod:`models.repository.versions`) exactly as export writes a version: one that fails on marked
+inputs, one that is slow on purpose, one whose versions answer differently (so a response from
+the wrong version is visible), and broken entries."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from models.repository.config import (
-    BatchingSpec,
-    InputSpec,
-    ModelConfig,
-    VersionInfo,
-    read_config,
-    write_config,
-)
-from models.repository.formats import TorchScriptFormat, sha256_of
+from models.repository.config import BatchingSpec, InputSpec, ModelConfig, read_config
+from models.repository.layout import config_path
+from models.repository.versions import record_version, write_version
 
 SIZE = 8
 #: After normalisation a pure white pixel is (1 - 0.5) / 0.25 = 2: the fault marker.
@@ -75,27 +70,64 @@ class Slow(nn.Module):
         return self._burn(x), {"energy": x.abs().mean(dim=1)}
 
 
+class Constant(nn.Module):
+    """Always the same class, whatever the image: a version's fingerprint in its answers."""
+
+    def __init__(self, label_index: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.bias.copy_(torch.tensor([1.0, 0.0] if label_index == 0 else [0.0, 1.0]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x.mean(dim=(2, 3)))
+
+    @torch.jit.export
+    def forward_with_maps(self, x: Tensor) -> Tuple[Tensor, Dict[str, Tensor]]:
+        return self.fc(x.mean(dim=(2, 3))), {"energy": x.abs().mean(dim=1)}
+
+
+#: The label each version of the "flip" model always gives (the labels are dark, light).
+FLIP_LABEL = {1: "dark", 2: "light"}
+LABELS = ["dark", "light"]
+
+
 def write_model(
     repo: Path, name: str, model: nn.Module, max_batch_size: int = 8, delay_ms: float = 2.0
 ) -> Path:
-    path = repo / name / "1" / "model.pt"
-    TorchScriptFormat().save(model.eval(), torch.zeros(1, 3, SIZE, SIZE), path)
-    info = VersionInfo(
-        architecture=type(model).__name__,
-        torch_version=torch.__version__,
-        sha256=sha256_of(path),
-        exported_at=datetime.now(timezone.utc),
-    )
+    """Version 1 of ``name``: the model file and a config.json recording it."""
+    path = write_version(repo, name, 1, model, torch.zeros(1, 3, SIZE, SIZE))
     config = ModelConfig(
         name=name,
         task="classification",
         input=InputSpec(height=SIZE, width=SIZE, mean=MEAN, std=STD),
-        labels=["dark", "light"],
+        labels=LABELS,
         attention_maps=["energy"],
         batching=BatchingSpec(max_batch_size=max_batch_size, max_queue_delay_ms=delay_ms),
-    ).with_version(1, info)
-    write_config(config, repo / name / "config.json")
+    )
+    record_version(repo, config, 1, architecture=type(model).__name__)
     return path
+
+
+def add_flip_version(repo: Path, version: int) -> None:
+    """Write version ``version`` of "flip" (answering ``FLIP_LABEL[version]``) beside the others."""
+    model = Constant(LABELS.index(FLIP_LABEL[version]))
+    write_version(repo, "flip", version, model, torch.zeros(1, 3, SIZE, SIZE))
+    config = read_config(config_path(repo, "flip"))
+    record_version(repo, config, version, architecture="Constant")
+
+
+def slow_repository(repo: Path, rounds: int) -> Path:
+    write_model(repo, "slow", Slow(rounds), max_batch_size=4)
+    return repo
+
+
+def faults_repository(repo: Path, slow_rounds: int) -> Path:
+    write_model(repo, "faulty", Faulty(), max_batch_size=8, delay_ms=5.0)
+    write_model(repo, "flip", Constant(0), max_batch_size=8, delay_ms=5.0)
+    write_model(repo, "slow", Slow(slow_rounds), max_batch_size=4)
+    return repo
 
 
 def build_fault_repository(repo: Path, slow_rounds: int = 60) -> Path:
@@ -106,10 +138,9 @@ def build_fault_repository(repo: Path, slow_rounds: int = 60) -> Path:
     truncated.write_bytes(truncated.read_bytes()[:200])
     not_torchscript = write_model(repo, "not-torchscript", Faulty())
     not_torchscript.write_bytes(b"this is not a TorchScript archive")
-    # a matching sha256, so that loading itself (not the checksum) is what fails
-    config = read_config(repo / "not-torchscript" / "config.json")
-    info = config.versions[1].model_copy(update={"sha256": sha256_of(not_torchscript)})
-    write_config(config.with_version(1, info), repo / "not-torchscript" / "config.json")
+    # recorded again, with a matching sha256, so that loading itself (not the checksum) fails
+    config = read_config(config_path(repo, "not-torchscript"))
+    record_version(repo, config, 1, architecture="Faulty")
     (repo / "garbage").mkdir()
     (repo / "garbage" / "config.json").write_text("{not json")
     return repo

@@ -1,4 +1,7 @@
-"""A real attnserve process for tests: uvicorn on 127.0.0.1, a free port, stopped by its PID."""
+"""A real attnserve process for tests: uvicorn on 127.0.0.1, a free port, stopped by its PID.
+
+:class:`DemoServers` is the one place a server on the demo repository is started (the
+session's ``demo_servers`` and ``demo_server`` fixtures, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +99,27 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+class DemoServers:
+    """Servers on the demo repository: one shared server per distinct environment, started on
+    first use and stopped at the end of the session, or a private one for a test that needs a
+    fresh process (counters from zero)."""
+
+    def __init__(self, repo: Path, log_dir: Path) -> None:
+        self.repo = repo
+        self.log_dir = log_dir
+        self._shared: dict[tuple[tuple[str, str], ...], Server] = {}
+        self._stack = ExitStack()
+
+    def shared(self, env: dict[str, str] | None = None) -> Server:
+        key = tuple(sorted((env or {}).items()))
+        if key not in self._shared:
+            self._shared[key] = self._stack.enter_context(self.private(env))
+        return self._shared[key]
+
+    def private(self, env: dict[str, str] | None = None) -> AbstractContextManager[Server]:
+        return running_server(self.repo, self.log_dir, env)
+
+    def close(self) -> None:
+        self._stack.close()

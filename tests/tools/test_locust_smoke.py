@@ -21,9 +21,8 @@ from PIL import Image
 
 from models.repository.config import InputSpec
 from service.imaging import preprocess
-from service.v2_codec import parse_infer_request
-from tests.conftest import DemoBuild
-from tests.service.server import running_server
+from service.protocols.v2.codec import parse_infer_request
+from tests.service.server import DemoServers
 
 LOCUST_DIR = Path(__file__).resolve().parents[2] / "docker" / "locust"
 LOCUST_RUN_TIMEOUT_S = 120
@@ -70,7 +69,6 @@ def test_without_the_project_the_fallback_draws_images(
     """The locust container may lack ``models``: images must still come, from Pillow."""
     demo = payloads.make_pixels(5, 2, 480, 320)
     monkeypatch.setitem(sys.modules, "models.demo.shapes", None)  # makes the import fail
-    assert payloads._demo_pixels(5, 2, 480, 320) is None
     fallback = payloads.make_pixels(5, 2, 480, 320)
     assert fallback.shape == demo.shape == (2, 320, 480, 3)
     assert fallback.dtype == np.uint8
@@ -104,12 +102,12 @@ def test_v2_fp32_body_matches_the_service_preprocessing(payloads: ModuleType) ->
 
 @pytest.mark.slow
 def test_locust_mix_runs_clean_against_the_demo_models(
-    demo_build: DemoBuild, tmp_path: Path
+    demo_servers: DemoServers, tmp_path: Path
 ) -> None:
     """16 users for 15 s: no failures, no task exceptions, every request type sent and served."""
     stats_path = tmp_path / "stats.json"
     locust = Path(sys.executable).parent / "locust"
-    with running_server(demo_build.repo, tmp_path) as server:
+    with demo_servers.private() as server:  # its own counters
         command = [str(locust), "--headless", "-u", "16", "-r", "16", "-t", "15s",
                    "--only-summary", "--json-file", str(stats_path.with_suffix("")),
                    "-f", str(LOCUST_DIR / "locustfile.py"), "--host", server.url]  # fmt: skip

@@ -1,0 +1,148 @@
+"""One image or tensor through the engine: admission, decode and pre-process (a thread pool),
+queue, batch, compute (the model's worker thread). Every protocol calls this one object, so
+/predict and v2 get the same admission, batching, deadlines and metrics.
+
+Admission refuses before any work is spent: while draining, past the deadline, with the
+model's queue already full, or with too many images already waiting to be decoded (the pool's
+own queue is otherwise unbounded, and under overload decoding requests that will be refused
+delays the admitted ones). While the store is still loading, an unknown model is 503, not 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch
+
+from models.repository.config import ModelConfig
+from service.engine.batcher import Reservation
+from service.engine.queue import Disconnected
+from service.engine.result import Result
+from service.engine.store import LoadedVersion, ModelStore
+from service.errors import DeadlineExceeded, InvalidParameter, Unavailable
+from service.imaging import load_for_model
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """The model version a request runs on, as the protocols see it."""
+
+    name: str
+    version: int
+    config: ModelConfig
+    versions: tuple[int, ...]  # every version of the model, ascending
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every image of one request shares on its way through the engine."""
+
+    target: Target
+    with_maps: bool
+    deadline: float  # time.monotonic()
+    is_disconnected: Disconnected | None = None
+
+
+class Pipeline:
+    def __init__(self, store: ModelStore, settings: Settings, metrics: Metrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.draining = False
+        self.preprocess_pool = ThreadPoolExecutor(
+            settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
+        )
+        self._decoding = 0  # images handed to preprocess_pool and not yet decoded
+
+    def target(self, name: str | None, version: int | None) -> Target:
+        """The named (default: the default model) version (default: the newest ready).
+        Raises NotFound, or Unavailable while loading or when no version is ready."""
+        entry, loaded = self.store.get(name, version)
+        assert entry.config is not None  # a ready version implies a valid config
+        return Target(entry.name, loaded.version, entry.config, tuple(sorted(entry.versions)))
+
+    def job(
+        self,
+        target: Target,
+        with_maps: bool,
+        timeout_ms: float | None = None,
+        is_disconnected: Disconnected | None = None,
+    ) -> Job:
+        """The request's deadline starts now; ``timeout_ms`` may only shorten the configured
+        one."""
+        limit = self.settings.timeout_ms
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise InvalidParameter("timeout_ms must be positive")
+        chosen = limit if timeout_ms is None else min(timeout_ms, limit)
+        return Job(target, with_maps, time.monotonic() + chosen / 1000, is_disconnected)
+
+    def drain(self) -> None:
+        """From now on every new image is refused (503); admitted ones are still answered."""
+        self.draining = True
+
+    async def run_image(self, job: Job, data: bytes) -> Result:
+        """Decode, pre-process and run one encoded image."""
+        with self._admit(job) as (loaded, reservation):
+            if self._decoding >= self.settings.max_queue_size:
+                raise Unavailable("too many images are waiting to be decoded; retry later")
+            started = time.perf_counter()
+            self._decoding += 1
+            try:
+                tensor, size = await asyncio.get_running_loop().run_in_executor(
+                    self.preprocess_pool,
+                    lambda: load_for_model(
+                        data, job.target.config.input, max_pixels=self.settings.max_image_pixels
+                    ),
+                )
+            finally:
+                self._decoding -= 1
+            preprocess_s = time.perf_counter() - started
+            self.metrics.preprocess_duration.labels(job.target.name).observe(preprocess_s)
+            result = await self._submit(job, loaded, reservation, tensor)
+        return replace(result, preprocess_ms=preprocess_s * 1000, original_size=size)
+
+    async def run_tensor(self, job: Job, tensor: torch.Tensor) -> Result:
+        """Run one image that is already the model's input (3, H, W)."""
+        with self._admit(job) as (loaded, reservation):
+            return await self._submit(job, loaded, reservation, tensor)
+
+    def close(self) -> None:
+        self.preprocess_pool.shutdown(wait=True)
+
+    @contextmanager
+    def _admit(self, job: Job) -> Iterator[tuple[LoadedVersion, Reservation]]:
+        """Refuse before any work is spent, else reserve the image's place in its batcher."""
+        if self.draining:
+            raise Unavailable("the service is shutting down")
+        if time.monotonic() >= job.deadline:
+            raise DeadlineExceeded("the request's deadline passed before it could be queued")
+        loaded = self._serving(job.target)
+        with loaded.batchers[job.with_maps].reserve() as reservation:
+            yield loaded, reservation
+
+    def _serving(self, target: Target) -> LoadedVersion:
+        """The live version of ``target``: after a reload, the new one of the same number."""
+        return self.store.get(target.name, target.version)[1]
+
+    async def _submit(
+        self, job: Job, loaded: LoadedVersion, reservation: Reservation, tensor: torch.Tensor
+    ) -> Result:
+        """Queue the image where it was reserved. If that version was retired meanwhile (a
+        reload or unload), it goes to the live one instead: a reload never fails a request."""
+        if self.draining:
+            raise Unavailable("the service is shutting down")
+        if loaded.state != "unloaded":
+            try:
+                return await reservation.submit(tensor, job.deadline, job.is_disconnected)
+            except Unavailable:
+                if loaded.state != "unloaded":
+                    raise  # a full queue, not a retired version
+        batcher = self._serving(job.target).batchers[job.with_maps]
+        return await batcher.submit(tensor, job.deadline, job.is_disconnected)

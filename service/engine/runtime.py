@@ -1,0 +1,181 @@
+"""One model version on one device, warm, running a batch: Triton's "backend" for attnserve.
+
+A runtime owns exactly one worker thread. Every forward pass of this model version runs there,
+never on the event loop, so the loop stays free to accept, queue and answer requests while the
+model computes, and batches of the same version never compete for the device. The batcher
+decides *what* runs (which items, how many); the runtime knows *how*, including, in
+:func:`run_items`, how to keep one bad item or an out-of-memory batch from failing the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import torch
+
+from models.repository.config import ModelConfig
+from models.repository.formats import ServableModel
+from service.engine.result import Result
+from service.errors import InferenceFailed, ServiceError
+from service.settings import parse_device
+
+
+class ModelRuntime:
+    """Runs all inference for this model version on one worker thread, never on the event
+    loop: ``executor`` (one thread; ``owns_executor=False`` when it is shared with other
+    versions, see :func:`inference_thread`), or else a thread of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        config: ModelConfig,
+        model: ServableModel,
+        device: torch.device,
+        executor: ThreadPoolExecutor | None = None,
+        owns_executor: bool = True,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.config = config
+        self.model = model
+        self.device = device
+        self._owns_executor = executor is None or owns_executor
+        self.executor = executor or inference_thread(f"attnserve-{name}-v{version}")
+
+    def run_batch(
+        self, batch: torch.Tensor, with_maps: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Run ``batch`` (B, 3, H, W) float32 on CPU; called in the worker thread.
+
+        Outputs come back on the CPU, floating point as float32, and as ordinary tensors (not
+        inference tensors), so the encoders downstream may modify them in place. Without maps
+        the second value is ``{}``: the cheaper ``forward`` never computes them.
+        """
+        # A pinned host tensor can be copied asynchronously; the stream orders it before use.
+        non_blocking = self.device.type == "cuda" and batch.is_pinned()
+        inputs = batch.to(self.device, non_blocking=non_blocking)
+        with torch.inference_mode():
+            if with_maps:
+                logits, maps = self.model.forward_with_maps(inputs)
+            else:
+                logits, maps = self.model(inputs), {}
+        return _to_host(logits), {key: _to_host(value) for key, value in maps.items()}
+
+    def warm_up(self, batch_sizes: Sequence[int]) -> None:
+        """Run each batch size once with and once without maps, in the calling thread.
+
+        TorchScript's profiling executor specialises and optimises a graph on its first calls
+        (and CUDA initialises kernels and workspaces lazily); doing that here keeps those
+        seconds out of the first real requests' latency.
+        """
+        spec = self.config.input
+        for size in batch_sizes:
+            zeros = torch.zeros(size, 3, spec.height, spec.width)
+            for with_maps in (False, True):
+                self.run_batch(zeros, with_maps)
+
+    def close(self) -> None:
+        """Stop its own worker thread after the work already handed to it has finished (a
+        shared thread belongs to whoever shared it)."""
+        if self._owns_executor:
+            self.executor.shutdown(wait=True)
+
+
+def inference_thread(name: str) -> ThreadPoolExecutor:
+    """One thread for forward passes. On the CPU the service gives every model version the same
+    one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
+    thread. With more OpenMP threads than cores, libgomp stops its threads spinning between
+    parallel regions, and each of the hundreds of small regions of a forward pass then pays a
+    futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms instead of 4.2 ms (2 cores) once a
+    second thread had run the model. For the same reason a version is loaded and warmed up on
+    the thread that will serve it."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+
+def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """CPU, float32 for floating point (a half-precision model still answers in float32);
+    integer outputs such as class-index masks keep their dtype."""
+    dtype = torch.float32 if tensor.is_floating_point() else tensor.dtype
+    host = tensor.to("cpu", dtype)
+    # Already on the CPU in the right dtype, ``to`` is a no-op that keeps the inference tensor.
+    return host.clone() if host.is_inference() else host
+
+
+class BatchRunner(Protocol):
+    def run_batch(
+        self, batch: torch.Tensor, with_maps: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+def run_items(
+    runner: BatchRunner,
+    tensors: list[torch.Tensor],
+    with_maps: bool,
+    runs: list[tuple[int, float]],
+) -> list[Result | ServiceError]:
+    """Stack, run and split per item, in the worker thread, so that one bad item never fails
+    its batch-mates: out of memory halves the batch (recursively), any other error re-runs each
+    item alone, and only an item that fails alone gets an error. Every forward pass that
+    succeeds appends its (size, seconds) to ``runs``."""
+    started = time.monotonic()
+    try:
+        logits, maps = runner.run_batch(torch.stack(tensors), with_maps)
+        outputs: list[Result | ServiceError] = [
+            Result(logits[i], {key: value[i] for key, value in maps.items()}, len(tensors))
+            for i in range(len(tensors))
+        ]
+    except torch.cuda.OutOfMemoryError as error:  # before Exception: it is a RuntimeError
+        if len(tensors) == 1:
+            return [InferenceFailed(f"out of memory on one image: {error}")]
+        half = len(tensors) // 2
+        first = run_items(runner, tensors[:half], with_maps, runs)
+        return first + run_items(runner, tensors[half:], with_maps, runs)
+    except Exception as error:
+        if len(tensors) == 1:
+            message = f"model raised {type(error).__name__}: {error}"
+            return [InferenceFailed(message)]
+        return [out for tensor in tensors for out in run_items(runner, [tensor], with_maps, runs)]
+    runs.append((len(tensors), time.monotonic() - started))
+    return outputs
+
+
+def warm_up_sizes(max_batch_size: int) -> list[int]:
+    """Powers of two up to ``max_batch_size``, plus ``max_batch_size`` itself (12 -> 1, 2, 4, 8,
+    12): the sizes the batcher produces most, without warming every size up to the maximum."""
+    if max_batch_size < 1:
+        raise ValueError(f"max_batch_size must be at least 1, not {max_batch_size}")
+    sizes = []
+    size = 1
+    while size < max_batch_size:
+        sizes.append(size)
+        size *= 2
+    sizes.append(max_batch_size)
+    return sizes
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when there is one; an explicit CUDA device that this machine lacks is
+    a configuration error, reported at startup rather than on the first request. The name's
+    syntax is :func:`service.settings.parse_device`'s."""
+    kind, index = parse_device(name)
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device {name!r} requested but CUDA is not available "
+            f"(torch {torch.__version__} sees no GPU); use --device cpu or auto"
+        )
+    index = torch.cuda.current_device() if index is None else index
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(
+            f"device {name!r} does not exist: this machine has {count} CUDA device(s), "
+            f"cuda:0 to cuda:{count - 1}"
+        )
+    return torch.device("cuda", index)

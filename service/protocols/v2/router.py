@@ -1,0 +1,169 @@
+"""Open Inference Protocol (KServe v2), so standard clients such as ``tritonclient.http`` work.
+
+One input per request: ``FP32 [N, 3, H, W]`` already normalised for the model, or ``BYTES [N]``
+of encoded images (decoded and pre-processed like /predict). Outputs: ``logits`` and
+``probabilities`` ``FP32 [N, classes(, H, W)]``, for segmenters ``mask`` ``INT32 [N, H, W]`` at
+the model's input size, and every attention map by name (computed only when requested).
+Requests go through the same engine pipeline as /predict; the wire format is :mod:`.codec`'s
+(and its tensors :mod:`.tensors`').
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from models.repository.config import ModelConfig
+from service.engine.pipeline import Pipeline, Target
+from service.engine.result import Result
+from service.errors import BadRequest, InferenceFailed, ServiceError
+from service.logs import request_info
+from service.protocols.body import read_capped
+from service.protocols.v2.codec import (
+    InferRequest,
+    OutputTensor,
+    encode_infer_response,
+    parse_infer_request,
+    require_finite,
+)
+from service.state import get_state
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+
+SERVER = {"name": "attnserve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
+                   "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return SERVER
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    is_ready = get_state(request).ready
+    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+def metadata(config: ModelConfig, versions: list[int]) -> dict[str, Any]:
+    spatial = [config.input.height, config.input.width]
+    per_class = [-1, config.num_classes] + (spatial if config.task == "segmentation" else [])
+    outputs = [
+        {"name": "logits", "datatype": "FP32", "shape": per_class},
+        {"name": "probabilities", "datatype": "FP32", "shape": per_class},
+    ]
+    if config.task == "segmentation":
+        outputs.append({"name": "mask", "datatype": "INT32", "shape": [-1, *spatial]})
+    outputs += [{"name": m, "datatype": "FP32", "shape": [-1]} for m in config.attention_maps]
+    return {
+        "name": config.name,
+        "versions": [str(v) for v in versions],
+        "platform": "pytorch_torchscript",
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [-1, 3, *spatial]},
+            {"name": "image", "datatype": "BYTES", "shape": [-1]},
+        ],
+        "outputs": outputs,
+    }
+
+
+@router.get("/models/{name}")
+@router.get("/models/{name}/versions/{version}")
+async def model_metadata(request: Request, name: str, version: int | None = None) -> dict:
+    target = get_state(request).pipeline.target(name, version)
+    return metadata(target.config, [target.version] if version else list(target.versions))
+
+
+@router.get("/models/{name}/ready")
+@router.get("/models/{name}/versions/{version}/ready")
+async def model_ready(request: Request, name: str, version: int | None = None) -> JSONResponse:
+    try:
+        get_state(request).pipeline.target(name, version)
+    except ServiceError as error:
+        if error.status == 404:
+            raise
+        return JSONResponse({"name": name, "ready": False}, status_code=503)
+    return JSONResponse({"name": name, "ready": True})
+
+
+def requested_outputs(infer: InferRequest, config: ModelConfig) -> tuple[list[str], set[str]]:
+    """Output names to return and those to return as binary data."""
+    known = DEFAULT_OUTPUTS[config.task] + list(config.attention_maps)
+    if infer.outputs is None:
+        names = DEFAULT_OUTPUTS[config.task]
+        return names, set(names) if infer.binary_data_output else set()
+    names = [o.name for o in infer.outputs]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadRequest(f"unknown output(s) {unknown}; this model has {known}")
+    binary = {o.name for o in infer.outputs if o.binary_data or infer.binary_data_output}
+    return names, binary
+
+
+async def run_items(
+    pipeline: Pipeline, target: Target, infer: InferRequest, with_maps: bool, request: Request
+) -> list[Result]:
+    if len(infer.inputs) != 1:
+        raise BadRequest(f"send exactly one input ('input' FP32 or 'image' BYTES), "
+                         f"got {len(infer.inputs)}")  # fmt: skip
+    tensor = infer.inputs[0]
+    config = target.config
+    job = pipeline.job(target, with_maps, None, request.is_disconnected)
+    limit = pipeline.settings.max_files_per_request
+    if tensor.shape and tensor.shape[0] > limit:
+        raise BadRequest(f"batch of {tensor.shape[0]} is over the {limit}-item request limit")
+    if tensor.datatype == "BYTES":
+        return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
+    expected = (3, config.input.height, config.input.width)
+    if tensor.datatype != "FP32" or len(tensor.shape) != 4 or tensor.shape[1:] != expected:
+        raise BadRequest(f"input '{tensor.name}' must be FP32 [N, {', '.join(map(str, expected))}]"
+                         f" or BYTES [N]; got {tensor.datatype} {list(tensor.shape)}")  # fmt: skip
+    require_finite(tensor)
+    images = torch.from_numpy(np.ascontiguousarray(tensor.data, dtype=np.float32))
+    return list(await asyncio.gather(*(pipeline.run_tensor(job, image) for image in images)))
+
+
+def collect(name: str, results: list[Result]) -> OutputTensor:
+    logits = torch.stack([r.output for r in results])
+    if name == "logits":
+        return OutputTensor(name, "FP32", logits.numpy())
+    if name == "probabilities":
+        return OutputTensor(name, "FP32", logits.softmax(dim=1).numpy())
+    if name == "mask":
+        return OutputTensor(name, "INT32", logits.argmax(dim=1).to(torch.int32).numpy())
+    return OutputTensor(name, "FP32", torch.stack([r.maps[name] for r in results]).numpy())
+
+
+@router.post("/models/{name}/infer")
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer(request: Request, name: str, version: int | None = None) -> Response:
+    state = get_state(request)
+    target = state.pipeline.target(name, version)
+    request_info().model = target.name
+    config = target.config
+    body = await read_capped(request, state.settings.max_upload_bytes)
+    parsed = parse_infer_request(body, request.headers.get("inference-header-content-length"))
+    names, binary = requested_outputs(parsed, config)
+    with_maps = any(n in config.attention_maps for n in names)
+    results = await run_items(state.pipeline, target, parsed, with_maps, request)
+    outputs = [collect(n, results) for n in names]
+    try:
+        payload, headers = encode_infer_response(
+            target.name, str(target.version), parsed.id, outputs, binary
+        )
+    except ValueError as error:
+        raise InferenceFailed(
+            f"{error}; request binary outputs to receive non-finite values"
+        ) from None
+    return Response(payload, headers=headers)
