@@ -73,8 +73,8 @@ def copied_sources(dockerfile: Path) -> list[str]:
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_copied_context_installs_the_project(name: str, tmp_path: Path) -> None:
     """Exactly what the image COPYs (and .dockerignore lets through) builds the attnserve wheel
-    with its command line and the demo build, so `pip install .` in the image cannot miss a
-    file. Built offline with the venv's setuptools."""
+    with its command line, the demo build and the shipped demo weights it exports, so
+    `pip install .` in the image cannot miss a file. Built offline with the venv's setuptools."""
     context = tmp_path / "context"
     context.mkdir()
     ignore = (tools.ROOT / ".dockerignore").read_text().splitlines()
@@ -93,4 +93,11 @@ def test_copied_context_installs_the_project(name: str, tmp_path: Path) -> None:
     assert result.returncode == 0, tools.output(result)
     (wheel,) = (tmp_path / "wheels").glob("attnserve-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"service/cli.py", "models/demo/build.py", "service/server.py"} <= names
+    assert {
+        "service/cli.py",
+        "service/http/server.py",
+        "models/demo/build.py",
+        "models/demo/weights/manifest.json",
+        "models/demo/weights/shapes-classifier.pt",
+        "models/demo/weights/shapes-segmenter.pt",
+    } <= names
