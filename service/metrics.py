@@ -88,6 +88,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.torch_threads = Gauge(
+            "attnserve_torch_threads",
+            "torch intra-op threads: ATTNSERVE_NUM_THREADS, else the CPUs of the cgroup quota "
+            "and affinity mask.",
+            registry=registry,
+        )
+
     def observer(self, model: str) -> BatcherMetrics:
         return BatcherMetrics(self, model)
 

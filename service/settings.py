@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
-    num_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0: torch's")
+    num_threads: int = Field(
+        default=0, ge=0, description="torch intra-op threads; 0: one per CPU of the quota"
+    )
 
     max_batch_size: int | None = Field(default=None, ge=1, le=1024)
     max_queue_delay_ms: float | None = Field(default=None, ge=0, le=10_000)
