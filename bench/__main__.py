@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bench.config import PARTS, BenchConfig
 from bench.machine import Machine
-from bench.runner import RESULTS, log, run
+from bench.parts import log
+from bench.runner import RESULTS, run
 from models.repository.layout import DEMO_REPOSITORY
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 # The stage breakdown comes with "service"; "peers" needs their venvs (`make peers`).
-PARTS = ("limit", "service", "baseline", "peers", "costs")
+PARTS = ("limit", "service", "baseline", "peers", "costs", "foreign")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class BenchConfig:
     peer_concurrencies: tuple[int, ...] = (1, 32, 64)  # the peers: where the goals are read
     goal_concurrencies: tuple[int, ...] = (1, 32, 64)  # repeated more: the goals are read there
     cost_concurrencies: tuple[int, ...] = (1, 32)
+    foreign_concurrencies: tuple[int, ...] = (1, 32)  # part 6: quiet, then one core busy
     # Of the best in-process (forward-only) throughput: a moderate load. The service also
     # decodes and parses HTTP on the same cores, so on 2 cores it saturates near 0.6 of it.
     open_rate_fraction: float = 0.4

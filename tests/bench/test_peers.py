@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import peers, runner, servers
+from bench import parts, peers, runner, servers
 from bench.classifier import TOP_K, Classifier
 from bench.config import BenchConfig
 from bench.fixtures import synthetic_jpeg
@@ -75,7 +75,7 @@ def test_without_their_venvs_the_peers_are_skipped_with_one_line(
 ) -> None:
     monkeypatch.setattr(peers.Peer, "venv", property(lambda peer: tmp_path / peer.package))
     config = BenchConfig()
-    cells, note = runner.part_peers(config, tmp_path, tmp_path, b"", (1.0, 0.5, 10))
+    cells, note = parts.part_peers(config, tmp_path, tmp_path, b"", (1.0, 0.5, 10))
     assert cells == [] and note is not None
     assert note.startswith("LitServe, mosec, TorchServe not measured: run `make bench`")
     rows = runner.peers_rows(config)
