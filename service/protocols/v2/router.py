@@ -56,6 +56,13 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
+def map_shape(config: ModelConfig, name: str) -> list[int]:
+    """A map's shape as infer returns it, -1 for the batch: from the exported config; a config
+    exported before map shapes were recorded knows no rank, hence ``[-1]``."""
+    shape = config.map_shapes.get(name)
+    return [-1] if shape is None else [-1, *shape]
+
+
 def metadata(config: ModelConfig, versions: list[int]) -> dict[str, Any]:
     spatial = [config.input.height, config.input.width]
     per_class = [-1, config.num_classes] + (spatial if config.task == "segmentation" else [])
@@ -65,7 +72,8 @@ def metadata(config: ModelConfig, versions: list[int]) -> dict[str, Any]:
     ]
     if config.task == "segmentation":
         outputs.append({"name": "mask", "datatype": "INT32", "shape": [-1, *spatial]})
-    outputs += [{"name": m, "datatype": "FP32", "shape": [-1]} for m in config.attention_maps]
+    outputs += [{"name": name, "datatype": "FP32", "shape": map_shape(config, name)}
+                for name in config.attention_maps]  # fmt: skip
     return {
         "name": config.name,
         "versions": [str(v) for v in versions],
