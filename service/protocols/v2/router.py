@@ -31,6 +31,7 @@ from service.protocols.v2.codec import (
     parse_infer_request,
     require_finite,
 )
+from service.protocols.v2.schemas import INFER_BODY, infer_responses
 from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -153,8 +154,21 @@ def collect(name: str, results: list[Result]) -> OutputTensor:
     return OutputTensor(name, "FP32", torch.stack([r.maps[name] for r in results]).numpy())
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
+INFER_ERRORS = {
+    400: "malformed request, wrong input shape or datatype, non-finite values",
+    404: "unknown model or version",
+    413: "body over max_upload_bytes, or an image over max_image_pixels",
+    422: "invalid path parameter",
+    500: "the model failed on this input",
+    503: "queue full, model not ready or shutting down (see Retry-After)",
+    504: "deadline passed before the input was computed",
+}
+INFER_DOCS: dict[str, Any] = {"openapi_extra": INFER_BODY,
+                              "responses": infer_responses(INFER_ERRORS)}  # fmt: skip
+
+
+@router.post("/models/{name}/infer", **INFER_DOCS)
+@router.post("/models/{name}/versions/{version}/infer", **INFER_DOCS)
 async def infer(request: Request, name: str, version: int | None = None) -> Response:
     state = get_state(request)
     target = state.pipeline.target(name, version)
