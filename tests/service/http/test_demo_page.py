@@ -124,7 +124,7 @@ def test_upload_predict_heatmap_with_its_colour_scale(
     assert high == pytest.approx(expected["max"], rel=1e-4, abs=1e-6)
     assert page.inner_text("#scale-min") and page.inner_text("#scale-max")
     assert page.evaluate(PAINTED, "scale-ramp") is True
-    assert page.is_hidden("#chart")
+    assert page.is_hidden("#bars")
 
     page.fill("#opacity", "45")
     assert page.eval_on_selector("#overlay", "c => c.style.opacity") == "0.45"
@@ -142,14 +142,15 @@ def test_a_channel_map_is_a_bar_chart_not_stretched_over_the_image(
     name = choose_map(page, ".channel")
     expected = api_maps(demo_server, star_png, CLASSIFIER)[name]
     assert len(expected["shape"]) == 1  # (C,): no positions to stretch
-    page.wait_for_selector("#chart:not([hidden])")
+    page.wait_for_selector("#bars:not([hidden])")
+    assert page.inner_text("#chart-caption").startswith(f"{name}: {expected['shape'][0]} channel")
     assert page.wait_for_function(PAINTED, arg="chart").json_value() is True
     assert page.evaluate(PAINTED, "overlay") is False
     low, high = scale_of(page)
     assert (low, high) == (pytest.approx(expected["min"]), pytest.approx(expected["max"]))
     choose_map(page, ".spatial")  # back to a heatmap: the chart goes, the overlay comes
     assert page.wait_for_function(PAINTED, arg="overlay").json_value() is True
-    assert page.is_hidden("#chart")
+    assert page.is_hidden("#bars")
 
 
 def test_switching_model_reruns_the_current_image(
