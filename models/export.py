@@ -59,10 +59,11 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
         raise ExportError(f"weights {checkpoint} do not fit the architecture: {error}") from None
 
 
-def check_round_trip(eager: nn.Module, path: Path, example: Tensor) -> list[str]:
+def check_round_trip(eager: nn.Module, path: Path, example: Tensor) -> dict[str, list[int]]:
     """Reload ``path`` as the service does; both methods must match the eager model.
 
-    Returns the names of the attention maps the exported model produces."""
+    Returns each attention map's shape without the batch dimension, by name: the service's
+    metadata declares it (a served model's input size is fixed, so no other dimension varies)."""
     loaded = TorchScriptFormat().load(path, torch.device("cpu"))
     with torch.inference_mode():
         expected, expected_maps = eager.forward_with_maps(example)
@@ -85,7 +86,7 @@ def check_round_trip(eager: nn.Module, path: Path, example: Tensor) -> list[str]
         raise ExportError(
             "exported model does not reproduce the eager model: " + "; ".join(problems)
         )
-    return sorted(expected_maps)
+    return {name: list(expected_maps[name].shape[1:]) for name in sorted(expected_maps)}
 
 
 def default_config(spec: ArchitectureSpec, request: ExportRequest, name: str) -> ModelConfig:
@@ -123,11 +124,11 @@ def export_model(request: ExportRequest, model: nn.Module | None = None) -> Mode
     except FileExistsError as error:
         raise ExportError(f"{error} (--version)") from None
     try:
-        maps = check_round_trip(model, path, example)
+        shapes = check_round_trip(model, path, example)
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
-    config = config.model_copy(update={"attention_maps": maps})
+    config = config.model_copy(update={"attention_maps": list(shapes), "map_shapes": shapes})
     path_of_config = config_path(request.repo, name)
     if path_of_config.is_file():
         config = merge_with_existing(read_config(path_of_config), config, path.parent)
@@ -138,8 +139,10 @@ def export_model(request: ExportRequest, model: nn.Module | None = None) -> Mode
 
 def merge_with_existing(previous: ModelConfig, new: ModelConfig, folder: Path) -> ModelConfig:
     """A new version joins a model only if it takes the same input and gives the same outputs:
-    versions share one config.json, so they must be interchangeable for a client."""
-    fields = ("task", "input", "labels", "attention_maps")
+    versions share one config.json, so they must be interchangeable for a client. A config
+    written before map shapes were recorded takes the new version's."""
+    fields = ["task", "input", "labels", "attention_maps"]
+    fields += ["map_shapes"] if previous.map_shapes else []
     differing = [f for f in fields if getattr(previous, f) != getattr(new, f)]
     if differing:
         shutil.rmtree(folder, ignore_errors=True)
@@ -147,4 +150,4 @@ def merge_with_existing(previous: ModelConfig, new: ModelConfig, folder: Path) -
             f"model {new.name!r} exists with a different {', '.join(differing)}; "
             "export under another --name"
         )
-    return previous
+    return previous.model_copy(update={"map_shapes": new.map_shapes})

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="CORS allowed origins (JSON list); empty: CORS off"
     )
+    docs: bool = Field(
+        default=True, description="serve /docs, /redoc and /openapi.json (assets included)"
+    )
 
     @field_validator("device")
     @classmethod

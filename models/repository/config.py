@@ -82,6 +82,11 @@ class ModelConfig(StrictModel):
     input: InputSpec
     labels: list[str] = Field(min_length=1)
     attention_maps: list[str] = Field(default_factory=list)
+    map_shapes: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="each attention map's shape without the batch dimension, -1 where it varies "
+        "(recorded by export; configs written before it have none)",
+    )
     batching: BatchingSpec = BatchingSpec()
     versions: dict[int, VersionInfo] = Field(default_factory=dict)
     description: str = ""
@@ -92,11 +97,16 @@ class ModelConfig(StrictModel):
         return check_model_name(name)
 
     @model_validator(mode="after")
-    def _labels_unique(self) -> ModelConfig:
+    def _consistent(self) -> ModelConfig:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be unique")
         if any(version < 1 for version in self.versions):
             raise ValueError("versions are positive integers")
+        strays = sorted(set(self.map_shapes) - set(self.attention_maps))
+        if strays:
+            raise ValueError(f"map_shapes names maps the model does not have: {strays}")
+        if any(d < -1 or d == 0 for shape in self.map_shapes.values() for d in shape):
+            raise ValueError("map_shapes dimensions are positive, or -1 where they vary")
         return self
 
     @property

@@ -25,6 +25,7 @@ from service.engine.runtime import resolve_device
 from service.engine.store import ModelStore
 from service.http import health, management, page
 from service.http.context import RequestContext
+from service.http.docs import install_docs
 from service.http.errors import install_error_handlers
 from service.http.middleware import RequestMetrics
 from service.metrics import Metrics
@@ -75,8 +76,13 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
         summary="Vision models built from attention modules, with their attention maps.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # service.http.docs serves them without a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.attnserve = state
+    if settings.docs:
+        install_docs(app)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(predict.router)

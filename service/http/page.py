@@ -1,5 +1,6 @@
 """The demo page: ``GET /`` serves one static HTML file (no build step, no CDN) that calls the
-public API; ``GET /demo/sample`` hands it a generated shapes image to try."""
+public API; ``GET /demo/sample`` hands it a generated shapes image to try; ``/favicon.ico`` is
+a small SVG icon (the page, /docs and a browser's own request for it all get the same one)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,28 @@ from models.demo.shapes import generate_batch
 
 router = APIRouter(include_in_schema=False)
 
+FAVICON_PATH = "/favicon.ico"
+#: A day: the icon changes only with a release.
+FAVICON_CACHE = "public, max-age=86400"
+
 
 @cache
-def page() -> str:
-    return resources.files("service").joinpath("static/index.html").read_text(encoding="utf-8")
+def static_text(name: str) -> str:
+    return resources.files("service").joinpath(f"static/{name}").read_text(encoding="utf-8")
 
 
 @router.get("/", response_class=HTMLResponse)
 async def index() -> str:
-    return page()
+    return static_text("index.html")
+
+
+@router.get(FAVICON_PATH)
+async def favicon() -> Response:
+    return Response(
+        static_text("favicon.svg"),
+        media_type="image/svg+xml",
+        headers={"cache-control": FAVICON_CACHE},
+    )
 
 
 @router.get("/demo/sample")

@@ -96,6 +96,8 @@ def test_copied_context_installs_the_project(name: str, tmp_path: Path) -> None:
     assert {
         "service/cli.py",
         "service/http/server.py",
+        "service/static/index.html",
+        "service/static/favicon.svg",
         "models/demo/build.py",
         "models/demo/weights/manifest.json",
         "models/demo/weights/shapes-classifier.pt",

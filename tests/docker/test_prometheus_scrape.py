@@ -139,3 +139,33 @@ def test_recording_and_alert_rules_evaluate_on_real_metrics(scraped: tuple[str, 
     assert [sample["value"][1] for sample in ready] == ["1"]
     firing = query(prometheus, 'ALERTS{alertname="AttnserveModelNotReady"}')
     assert firing == []
+
+
+def test_an_unknown_model_is_counted_once_and_is_no_model_label_value(
+    scraped: tuple[str, Server],
+) -> None:
+    """What the dashboard's model picker reads (``label_values(attnserve_requests_total,
+    model)``) holds the served models only, while the 404s are counted under their status."""
+    prometheus, server = scraped
+    with server.client() as client:
+        for _ in range(REQUESTS_PER_POLL):
+            response = client.post(
+                "/predict",
+                params={"model": "no-such-model"},
+                content=solid(DARK),
+                headers={"content-type": "image/png"},
+            )
+            assert response.status_code == 404
+    promql = 'sum(attnserve_requests_total{status="404"})'
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    while not (found := query(prometheus, promql)) or float(found[0]["value"][1]) < 4:
+        assert time.monotonic() < deadline, f"{promql} never reached 4: {found}"
+        time.sleep(POLL_S)
+    series = query(prometheus, 'attnserve_requests_total{status="404"}')
+    assert [s["metric"].get("model") for s in series] == [None]
+    response = httpx.get(
+        f"{prometheus}/api/v1/label/model/values",
+        params={"match[]": "attnserve_requests_total"},
+        timeout=5.0,
+    )
+    assert response.json()["data"] == ["faulty"]

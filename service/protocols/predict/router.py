@@ -19,6 +19,7 @@ from service.logs import request_info
 from service.protocols.body import read_images
 from service.protocols.predict.encoding import class_fractions, encode_heatmap, encode_mask, topk
 from service.protocols.predict.schemas import (
+    PREDICT_BODY,
     AttentionMap,
     ImageResult,
     Prediction,
@@ -88,7 +89,9 @@ def build_result(
     return image
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERRORS)
+@router.post(
+    "/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=PREDICT_BODY
+)
 async def predict(
     request: Request,
     model: str | None = Query(None, description="model name (default: the default model)"),

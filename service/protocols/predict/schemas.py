@@ -1,10 +1,43 @@
-"""Response bodies of /predict (they appear in the OpenAPI docs at /docs)."""
+"""What OpenAPI says about /predict (at /docs): its request body and its response bodies.
+
+The handler reads its body itself (:mod:`service.protocols.body`), so FastAPI cannot infer the
+request body: :data:`PREDICT_BODY` declares it (``openapi_extra``), so that /docs "Try it out"
+can send an image and generated clients get a body parameter, without changing what the
+handler accepts.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from models.repository.config import Task
+from service.imaging import SUPPORTED_CONTENT_TYPES
+
+BINARY = {"type": "string", "format": "binary"}
+COMMONEST = ("image/jpeg", "image/png")
+#: The commonest types first: /docs offers the first one by default.
+IMAGE_TYPES = sorted(SUPPORTED_CONTENT_TYPES, key=lambda t: (t not in COMMONEST, t))
+
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "one raw image, or a multipart form of one or more `file` parts (batched, "
+        "one result each, in order); application/octet-stream is identified by its content",
+        "content": {
+            **{media_type: {"schema": BINARY} for media_type in IMAGE_TYPES},
+            "application/octet-stream": {"schema": BINARY},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "items": BINARY, "minItems": 1}},
+                }
+            },
+        },
+    }
+}
 
 
 class Prediction(BaseModel):

@@ -31,6 +31,7 @@ from service.protocols.v2.codec import (
     parse_infer_request,
     require_finite,
 )
+from service.protocols.v2.schemas import INFER_BODY, infer_responses
 from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -56,6 +57,13 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
+def map_shape(config: ModelConfig, name: str) -> list[int]:
+    """A map's shape as infer returns it, -1 for the batch: from the exported config; a config
+    exported before map shapes were recorded knows no rank, hence ``[-1]``."""
+    shape = config.map_shapes.get(name)
+    return [-1] if shape is None else [-1, *shape]
+
+
 def metadata(config: ModelConfig, versions: list[int]) -> dict[str, Any]:
     spatial = [config.input.height, config.input.width]
     per_class = [-1, config.num_classes] + (spatial if config.task == "segmentation" else [])
@@ -65,7 +73,8 @@ def metadata(config: ModelConfig, versions: list[int]) -> dict[str, Any]:
     ]
     if config.task == "segmentation":
         outputs.append({"name": "mask", "datatype": "INT32", "shape": [-1, *spatial]})
-    outputs += [{"name": m, "datatype": "FP32", "shape": [-1]} for m in config.attention_maps]
+    outputs += [{"name": name, "datatype": "FP32", "shape": map_shape(config, name)}
+                for name in config.attention_maps]  # fmt: skip
     return {
         "name": config.name,
         "versions": [str(v) for v in versions],
@@ -145,8 +154,21 @@ def collect(name: str, results: list[Result]) -> OutputTensor:
     return OutputTensor(name, "FP32", torch.stack([r.maps[name] for r in results]).numpy())
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
+INFER_ERRORS = {
+    400: "malformed request, wrong input shape or datatype, non-finite values",
+    404: "unknown model or version",
+    413: "body over max_upload_bytes, or an image over max_image_pixels",
+    422: "invalid path parameter",
+    500: "the model failed on this input",
+    503: "queue full, model not ready or shutting down (see Retry-After)",
+    504: "deadline passed before the input was computed",
+}
+INFER_DOCS: dict[str, Any] = {"openapi_extra": INFER_BODY,
+                              "responses": infer_responses(INFER_ERRORS)}  # fmt: skip
+
+
+@router.post("/models/{name}/infer", **INFER_DOCS)
+@router.post("/models/{name}/versions/{version}/infer", **INFER_DOCS)
 async def infer(request: Request, name: str, version: int | None = None) -> Response:
     state = get_state(request)
     target = state.pipeline.target(name, version)

@@ -56,3 +56,11 @@ def test_write_then_read_round_trips_and_versions_are_found(tmp_path: Path) -> N
     assert next_version(tmp_path, "m") == 4
     assert next_version(tmp_path, "fresh") == 1
     assert model_names(tmp_path) == ["m"]
+
+
+def test_map_shapes_name_only_the_models_maps_and_real_dimensions() -> None:
+    assert config(attention_maps=["a"], map_shapes={"a": [-1, 8]}).map_shapes == {"a": [-1, 8]}
+    with pytest.raises(ValidationError, match="does not have"):
+        config(attention_maps=["a"], map_shapes={"b": [8]})
+    with pytest.raises(ValidationError, match="positive"):
+        config(attention_maps=["a"], map_shapes={"a": [0, 8]})

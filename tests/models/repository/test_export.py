@@ -45,6 +45,7 @@ def test_export_round_trips(architecture: str, tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(x), model(x), atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-3)
     assert sorted(got_maps) == config.attention_maps == sorted(expected_maps)
+    assert config.map_shapes == {k: list(v.shape[1:]) for k, v in expected_maps.items()}
 
 
 def test_second_export_is_version_two_and_keeps_the_first(tmp_path: Path) -> None:
@@ -57,6 +58,17 @@ def test_second_export_is_version_two_and_keeps_the_first(tmp_path: Path) -> Non
         "2",
         "config.json",
     ]
+
+
+def test_a_config_from_before_map_shapes_gets_them_from_its_next_version(tmp_path: Path) -> None:
+    request = ExportRequest("topformer_lite", tmp_path, input_size=(32, 32), num_classes=3)
+    first = export_model(request)
+    assert first.map_shapes and set(first.map_shapes) == set(first.attention_maps)
+    path = tmp_path / "topformer_lite" / "config.json"
+    old = first.model_dump(mode="json", exclude={"map_shapes"})
+    path.write_text(json.dumps(old))
+    assert read_config(path).map_shapes == {}  # an old config still loads
+    assert export_model(request).map_shapes == first.map_shapes
 
 
 def test_incompatible_new_version_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
@@ -106,7 +118,7 @@ def test_unscriptable_model_is_traced_with_a_warning(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         TorchScriptFormat().save(model, example, path)
     assert any("falling back to tracing" in str(w.message) for w in caught)
-    assert check_round_trip(model, path, example) == ["energy"]
+    assert check_round_trip(model, path, example) == {"energy": [8, 8]}
 
 
 def test_cli_export_with_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

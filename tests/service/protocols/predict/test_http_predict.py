@@ -5,10 +5,12 @@ import base64
 import io
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.demo.build import ACCURACY_TARGET, MIOU_TARGET, SEGMENTER
 from models.demo.shapes import SEGMENTATION_CLASSES, SHAPE_CLASSES, generate_batch
@@ -159,6 +161,31 @@ def test_metrics_move_as_requests_are_served(demo_server: Server) -> None:
     assert demo_server.metric("attnserve_model_ready", model=CLASSIFIER, version="1") == 1
     assert demo_server.metric("attnserve_request_duration_seconds_count", model=CLASSIFIER) > 0
     assert demo_server.metric("attnserve_preprocess_duration_seconds_count", model=CLASSIFIER) > 0
+
+
+def model_label_values(server: Server) -> set[str]:
+    """Every value of the ``model`` label on the request counter, as Prometheus would ingest it
+    (an empty label value is the same as no label: such a series adds no value to a picker)."""
+    text = httpx.get(server.url + "/metrics", timeout=5.0).text
+    return {
+        sample.labels["model"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "attnserve_requests_total" and sample.labels.get("model")
+    }
+
+
+def test_unknown_models_are_no_label_value_and_counted_once(demo_server: Server) -> None:
+    not_found = {"status": "404"}
+    before = demo_server.metric("attnserve_requests_total", **not_found)
+    unnamed = demo_server.metric("attnserve_requests_total", model="", **not_found)
+    data = encode(generate_batch(HTTP_SEED, 1, 64)[0][0])
+    assert post_image(demo_server, data, model="no-such-model").status_code == 404
+    with demo_server.client() as client:
+        assert client.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
+    assert demo_server.metric("attnserve_requests_total", **not_found) == before + 2
+    assert demo_server.metric("attnserve_requests_total", model="", **not_found) == unnamed + 2
+    assert model_label_values(demo_server) <= {CLASSIFIER, SEGMENTER_NAME}
 
 
 def test_health_models_and_docs(demo_server: Server) -> None:

@@ -87,3 +87,32 @@ def test_malformed_requests_are_400(client: triton.InferenceServerClient) -> Non
         ok = triton.InferInput("input", [1, 3, 64, 64], "FP32")
         ok.set_data_from_numpy(np.zeros((1, 3, 64, 64), dtype=np.float32))
         client.infer(CLASSIFIER, [ok], outputs=[triton.InferRequestedOutput("nope")])
+
+
+def compatible(declared: list[int], actual: tuple[int, ...]) -> bool:
+    """Same rank, and equal wherever the declared dimension is not -1."""
+    if len(declared) != len(actual):
+        return False
+    return all(d in (-1, a) for d, a in zip(declared, actual, strict=True))
+
+
+@pytest.mark.parametrize("name", [CLASSIFIER, SEGMENTER])
+def test_metadata_shapes_are_the_shapes_infer_returns(
+    client: triton.InferenceServerClient, name: str
+) -> None:
+    declared = {o["name"]: o["shape"] for o in client.get_model_metadata(name)["outputs"]}
+    images, _, _ = generate_batch(33, 2, 64)
+    request = triton.InferInput("image", [2], "BYTES")
+    request.set_data_from_numpy(np.array([encode(im) for im in images], dtype=object))
+    outputs = [triton.InferRequestedOutput(n) for n in declared]
+    result = client.infer(name, [request], outputs=outputs)
+    got = {n: result.as_numpy(n).shape for n in declared}
+    assert all(len(shape) >= 2 for shape in got.values())  # maps included: no [-1] left
+    wrong = {n: (declared[n], got[n]) for n in declared if not compatible(declared[n], got[n])}
+    assert not wrong, wrong
+    assert all(shape[0] == 2 for shape in got.values())
+
+
+def test_the_compatibility_check_refuses_a_wrong_rank() -> None:
+    assert compatible([-1, 8], (2, 8)) and compatible([-1, -1], (2, 8))
+    assert not compatible([-1], (2, 8)) and not compatible([-1, 7], (2, 8))
