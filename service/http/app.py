@@ -24,7 +24,7 @@ from service.engine.runtime import resolve_device
 from service.engine.store import ModelStore
 from service.http import health, management, page
 from service.http.context import RequestContext
-from service.http.errors import install_error_handlers
+from service.http.errors import UnansweredErrors, install_error_handlers
 from service.http.middleware import RequestMetrics
 from service.metrics import Metrics
 from service.protocols.predict import router as predict
@@ -82,6 +82,7 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     app.include_router(page.router)
     if settings.api_key is not None:
         app.include_router(management.router)
+    app.add_middleware(UnansweredErrors)  # innermost: what it answers is counted and has an id
     app.add_middleware(RequestMetrics, state=state)
     if settings.cors_origins:
         app.add_middleware(
