@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
+from prometheus_client import Gauge
 
 from models.repository.config import ModelConfig
 from service.engine.batcher import Reservation
@@ -56,10 +57,11 @@ class Job:
 class DecodeBacklog:
     """How many images were handed to the decode pool and are not decoded yet, at most
     ``limit``: the pool's own queue is unbounded. Released from the pool's threads, hence the
-    lock."""
+    lock; ``gauge`` shows it (``attnserve_decode_backlog``)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, gauge: Gauge) -> None:
         self.limit = limit
+        self.gauge = gauge
         self._count = 0
         self._lock = threading.Lock()
 
@@ -68,11 +70,13 @@ class DecodeBacklog:
             if self._count >= self.limit:
                 return False
             self._count += 1
-            return True
+        self.gauge.inc()
+        return True
 
     def release(self, _: Future[object] | None = None) -> None:
         with self._lock:
             self._count -= 1
+        self.gauge.dec()
 
 
 class Pipeline:
@@ -84,7 +88,7 @@ class Pipeline:
         self.preprocess_pool = ThreadPoolExecutor(
             settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
         )
-        self._backlog = DecodeBacklog(settings.max_queue_size)
+        self._backlog = DecodeBacklog(settings.max_queue_size, metrics.decode_backlog)
 
     def target(self, name: str | None, version: int | None) -> Target:
         """The named (default: the default model) version (default: the newest ready).
