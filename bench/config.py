@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-# The stage breakdown comes with "service"; "peers" (LitServe) needs .venv-peers (`make peers`).
-PARTS = ("limit", "service", "baseline", "peers", "costs")
+# The stage breakdown comes with "service"; "peers" needs their venvs (`make peers`).
+PARTS = ("limit", "service", "baseline", "peers", "costs", "foreign")
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,10 @@ class BenchConfig:
     # parts 2-4
     concurrencies: tuple[int, ...] = (1, 8, 32, 64)
     baseline_concurrencies: tuple[int, ...] = (1, 8, 32, 64)
-    peer_concurrencies: tuple[int, ...] = (1, 32, 64)  # LitServe: where the goals are read
+    peer_concurrencies: tuple[int, ...] = (1, 32, 64)  # the peers: where the goals are read
     goal_concurrencies: tuple[int, ...] = (1, 32, 64)  # repeated more: the goals are read there
     cost_concurrencies: tuple[int, ...] = (1, 32)
+    foreign_concurrencies: tuple[int, ...] = (1, 32)  # part 6: quiet, then one core busy
     # Of the best in-process (forward-only) throughput: a moderate load. The service also
     # decodes and parses HTTP on the same cores, so on 2 cores it saturates near 0.6 of it.
     open_rate_fraction: float = 0.4

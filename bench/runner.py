@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import sys
 import tempfile
 import time
 from datetime import date
@@ -19,139 +18,34 @@ from pathlib import Path
 import torch
 import uvicorn
 
-from bench import fixtures, limit, report, scenarios, servers
+from bench import fixtures, goals, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.machine import Machine
-from bench.scenarios import Load, predict, v2_infer
+from bench.parts import (
+    closed_plan,
+    cost_plan,
+    log,
+    part_foreign,
+    part_limit,
+    part_peers,
+    remeasure,
+    service_plan,
+)
+from bench.peers import PEERS
 from models.repository.layout import model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PEERS_SKIPPED = "LitServe not measured: run `make bench` or create .venv-peers, see README."
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def measure_model(
-    repo: Path, name: str, config: BenchConfig, sizes: tuple[int, ...]
-) -> tuple[list[limit.BatchCell], limit.SingleImage]:
-    model_config = fixtures.model_config(repo, name)
-    model = limit.load(fixtures.latest_model_file(repo, name))
-    cell_s = config.limit_cell_s if name == config.target else config.demo_limit_cell_s
-    cells = limit.measure_batches(name, model, model_config, sizes, cell_s)
-    jpeg = fixtures.request_image(model_config)
-    return cells, limit.measure_single_image(name, model, model_config, jpeg, cell_s)
-
-
-def part_limit(repo: Path, config: BenchConfig) -> tuple[list[str], report.Reference]:
-    cells, singles = [], []
-    for name in dict.fromkeys([*config.demo_models, config.target]):  # in order, once each
-        log(f"# part 1: {name} in-process, batch sizes {config.batch_sizes}")
-        model_cells, single = measure_model(repo, name, config, config.batch_sizes)
-        cells += model_cells
-        singles.append(single)
-    best = limit.best(cells, config.target)
-    single = next(s for s in singles if s.model == config.target)
-    reference = report.Reference(best.images_per_s, best.batch, single.total_ms)
-    text = [
-        "## 1. The limit: the model in-process",
-        "TorchScript as exported, loaded by `TorchScriptFormat().load` (optimize_for_inference), "
-        f"`torch.set_num_threads({torch.get_num_threads()})`, `torch.inference_mode()`, every "
-        "batch size warmed first, then 3 round-robin rounds; a figure is the median of its "
-        "quietest round (p90 over every call shows the machine's noise).",
-        report.limit_table(cells),
-        "In-process single image, decode + pre-process (`service.imaging.load_for_model` on the "
-        "request JPEG) + batch-1 forward: the concurrency-1 reference.",
-        report.single_table(singles),
-    ]
-    return text, reference
-
-
-def remeasure(
-    repo: Path, config: BenchConfig, first: report.Reference
-) -> tuple[list[str], report.Reference]:
-    """The target's best batch size and single image again, after the load runs; the better
-    figure of the two is kept, so a neighbour's burst during part 1 cannot flatter the ratios."""
-    log(f"# part 1 again: {config.target} batch {first.best_batch} and one image")
-    cells, single = measure_model(repo, config.target, config, (first.best_batch,))
-    again = report.Reference(cells[0].images_per_s, first.best_batch, single.total_ms)
-    kept = report.Reference(
-        max(first.best_images_per_s, again.best_images_per_s),
-        first.best_batch,
-        min(first.single_total_ms, again.single_total_ms),
-    )
-    rows = [
-        [what, f"{report.fmt(a.best_images_per_s)} img/s", f"{report.fmt(a.single_total_ms, 2)} ms"]
-        for what, a in (("part 1", first), ("after the load runs", again), ("kept", kept))
-    ]
-    text = [
-        f"The reference for the goals: {config.target} in-process at batch {first.best_batch} "
-        "and one image incl. decode, measured before and after the load runs.",
-        report.table(["when", "best batch throughput", "1 image incl. decode"], rows),
-    ]
-    return text, kept
-
-
-def repeats_for(config: BenchConfig, concurrency: int) -> int:
-    return config.goal_repeats if concurrency in config.goal_concurrencies else config.repeats
-
-
-def closed_plan(config: BenchConfig, jpeg: bytes, concurrencies: tuple[int, ...]) -> list:
-    plain = predict(config.target, jpeg)
-    return [(plain, Load(concurrency=c), repeats_for(config, c)) for c in concurrencies]
-
-
-def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
-    plain = predict(config.target, jpeg)
-    return [
-        *closed_plan(config, jpeg, config.concurrencies),
-        (plain, Load(rate=rate), config.repeats),
-    ]
-
-
-def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
-    target, seg = config.target, config.segmenter
-    scenarios_ = [
-        predict(target, jpeg),
-        predict(target, jpeg, "attention=true", "attention=true"),
-        v2_infer(target, jpeg, False),
-        v2_infer(target, jpeg, True),
-        predict(seg, seg_jpeg, "mask=none", "mask=none"),
-        predict(seg, seg_jpeg, "mask=png", "mask=png"),
-    ]
-    return [
-        (s, Load(concurrency=c), config.repeats)
-        for c in config.cost_concurrencies
-        for s in scenarios_
-    ]
-
-
-def part_peers(
-    config: BenchConfig, model_dir: Path, work: Path, jpeg: bytes, limits: tuple
-) -> tuple[list[scenarios.Cell], str | None]:
-    """LitServe, from its own venv; without one, no rows and the line that says why."""
-    if servers.peers_python() is None:
-        log(f"# part 3: {PEERS_SKIPPED}")
-        return [], PEERS_SKIPPED
-    log("# part 3: LitServe under load")
-    with servers.litserve(model_dir, work) as server:
-        plan = closed_plan(config, jpeg, config.peer_concurrencies)
-        return scenarios.run_cells(server, plan, *limits, False, log), None
-
-
-def peers_row(config: BenchConfig) -> tuple[str, str]:
-    litserve = servers.peer_version("litserve")
-    if litserve is None:
-        return ("peer", "LitServe: not installed (no .venv-peers)")
-    return (
-        "peer",
-        f"LitServe {litserve} (bench/litserve_app.py) in .venv-peers: uvicorn "
-        f"{servers.peer_version('uvicorn')} with LitServe's own uvloop and httptools, 1 API "
-        f"server + 1 inference worker process, max_batch_size {servers.LITSERVE_MAX_BATCH_SIZE}, "
-        f"batch_timeout {1000 * servers.LITSERVE_BATCH_TIMEOUT_S:g} ms; c in "
-        f"{config.peer_concurrencies}",
-    )
+def peers_rows(config: BenchConfig) -> list[tuple[str, str]]:
+    rows = []
+    for peer in PEERS:
+        if not peer.installed():
+            rows.append(("peer", f"{peer.name}: not installed (no {peer.venv.name})"))
+            continue
+        rows.append(("peer", f"{peer.label()} in {peer.venv.name}: {peer.setup}; "
+                             f"c in {config.peer_concurrencies}"))  # fmt: skip
+    return rows
 
 
 def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rate: float) -> list:
@@ -173,7 +67,7 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
         ),
         ("server environment", ", ".join(f"{k}={v}" for k, v in sorted(env.items()))),
         ("HTTP server", f"uvicorn {uvicorn.__version__}, defaults ({uvicorn_stack()}), 1 process"),
-        peers_row(config),
+        *peers_rows(config),
         (
             "load generator",
             "bench/loadgen.py: raw asyncio HTTP/1.1 keep-alive, in the bench process, same machine",
@@ -211,6 +105,7 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
     peers: list[scenarios.Cell] = []
     peers_note: str | None = None
     costs: list[scenarios.Cell] = []
+    foreign_text: list[str] = []
     reference = report.Reference()
     limits = (config.run_s, config.warmup_s, config.max_requests)
     with tempfile.TemporaryDirectory(prefix="attnserve-bench-") as tmp:
@@ -245,11 +140,14 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             peers, peers_note = part_peers(
                 config, model_dir(repo, config.target), work, jpeg, limits
             )
+        if "foreign" in parts:
+            foreign_text = part_foreign(repo, config, reference, work, jpeg, limits)
         if reference.best_batch and (service or base or peers or costs):
             text, reference = remeasure(repo, config, reference)
             sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
     sections += result_sections(service, base, peers, costs, reference, peers_note)
+    sections += foreign_text
     header = [
         f"# attnserve benchmark, {date.today().isoformat()}",
         report.table(["machine", ""], Machine.describe().rows()),
@@ -294,5 +192,5 @@ def result_sections(
             report.stages_table(service + costs),
         ]
     if reference.best_batch and (service or costs):
-        sections += ["## Goals", report.goals_table(service, base, peers, costs, reference)]
+        sections += ["## Goals", goals.goals_table(service, base, peers, costs, reference)]
     return sections

@@ -98,6 +98,9 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
+    from service.openmp import apply_defaults
+
+    apply_defaults()  # before the server's imports load torch (service/openmp.py says why)
     from service.http.server import serve
     from service.settings import Settings
 

@@ -1,0 +1,182 @@
+"""Each part's measurements: part 1 in-process (and again after the load runs), the plans
+of the load runs, the peers one after another, and the foreign-load part. :mod:`bench.runner`
+calls them in order and assembles the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from bench import fixtures, foreign, limit, report, scenarios, servers
+from bench.config import BenchConfig
+from bench.loadgen import HttpRequest
+from bench.peers import PEERS, Peer
+from bench.scenarios import Load, Scenario, predict, v2_infer
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def measure_model(
+    repo: Path, name: str, config: BenchConfig, sizes: tuple[int, ...]
+) -> tuple[list[limit.BatchCell], limit.SingleImage]:
+    model_config = fixtures.model_config(repo, name)
+    model = limit.load(fixtures.latest_model_file(repo, name))
+    cell_s = config.limit_cell_s if name == config.target else config.demo_limit_cell_s
+    cells = limit.measure_batches(name, model, model_config, sizes, cell_s)
+    jpeg = fixtures.request_image(model_config)
+    return cells, limit.measure_single_image(name, model, model_config, jpeg, cell_s)
+
+
+def part_limit(repo: Path, config: BenchConfig) -> tuple[list[str], report.Reference]:
+    cells, singles = [], []
+    for name in dict.fromkeys([*config.demo_models, config.target]):  # in order, once each
+        log(f"# part 1: {name} in-process, batch sizes {config.batch_sizes}")
+        model_cells, single = measure_model(repo, name, config, config.batch_sizes)
+        cells += model_cells
+        singles.append(single)
+    best = limit.best(cells, config.target)
+    single = next(s for s in singles if s.model == config.target)
+    reference = report.Reference(best.images_per_s, best.batch, single.total_ms)
+    text = [
+        "## 1. The limit: the model in-process",
+        "TorchScript as exported, loaded by `TorchScriptFormat().load` (optimize_for_inference), "
+        f"`torch.set_num_threads({torch.get_num_threads()})`, `torch.inference_mode()`, every "
+        "batch size warmed first, then 3 round-robin rounds; a figure is the median of its "
+        "quietest round (p90 over every call shows the machine's noise).",
+        report.limit_table(cells),
+        "In-process single image, decode + pre-process (`service.imaging.load_for_model` on the "
+        "request JPEG) + batch-1 forward: the concurrency-1 reference.",
+        report.single_table(singles),
+    ]
+    return text, reference
+
+
+def remeasure(
+    repo: Path, config: BenchConfig, first: report.Reference
+) -> tuple[list[str], report.Reference]:
+    """The target's best batch size and single image again, after the load runs; the better
+    figure of the two is kept, so a neighbour's burst during part 1 cannot flatter the ratios."""
+    log(f"# part 1 again: {config.target} batch {first.best_batch} and one image")
+    cells, single = measure_model(repo, config.target, config, (first.best_batch,))
+    again = report.Reference(cells[0].images_per_s, first.best_batch, single.total_ms)
+    kept = report.Reference(
+        max(first.best_images_per_s, again.best_images_per_s),
+        first.best_batch,
+        min(first.single_total_ms, again.single_total_ms),
+    )
+    rows = [
+        [what, f"{report.fmt(a.best_images_per_s)} img/s", f"{report.fmt(a.single_total_ms, 2)} ms"]
+        for what, a in (("part 1", first), ("after the load runs", again), ("kept", kept))
+    ]
+    text = [
+        f"The reference for the goals: {config.target} in-process at batch {first.best_batch} "
+        "and one image incl. decode, measured before and after the load runs.",
+        report.table(["when", "best batch throughput", "1 image incl. decode"], rows),
+    ]
+    return text, kept
+
+
+def repeats_for(config: BenchConfig, concurrency: int) -> int:
+    return config.goal_repeats if concurrency in config.goal_concurrencies else config.repeats
+
+
+def closed_plan(config: BenchConfig, jpeg: bytes, concurrencies: tuple[int, ...]) -> list:
+    plain = predict(config.target, jpeg)
+    return [(plain, Load(concurrency=c), repeats_for(config, c)) for c in concurrencies]
+
+
+def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
+    plain = predict(config.target, jpeg)
+    return [
+        *closed_plan(config, jpeg, config.concurrencies),
+        (plain, Load(rate=rate), config.repeats),
+    ]
+
+
+def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
+    target, seg = config.target, config.segmenter
+    scenarios_ = [
+        predict(target, jpeg),
+        predict(target, jpeg, "attention=true", "attention=true"),
+        v2_infer(target, jpeg, False),
+        v2_infer(target, jpeg, True),
+        predict(seg, seg_jpeg, "mask=none", "mask=none"),
+        predict(seg, seg_jpeg, "mask=png", "mask=png"),
+    ]
+    return [
+        (s, Load(concurrency=c), config.repeats)
+        for c in config.cost_concurrencies
+        for s in scenarios_
+    ]
+
+
+def part_foreign(
+    repo: Path,
+    config: BenchConfig,
+    reference: report.Reference,
+    work: Path,
+    jpeg: bytes,
+    limits: tuple,
+) -> list[str]:
+    """In-process and the service, each measured quiet and then with one core busy."""
+    log("# part 6: in-process and attnserve, quiet and with one core busy")
+
+    def in_process() -> foreign.Figures:
+        cells, single = measure_model(repo, config.target, config, (reference.best_batch or 16,))
+        return foreign.Figures(cells[0].images_per_s, single.total_ms)
+
+    with servers.attnserve(repo, work) as server:
+        plan = closed_plan(config, jpeg, config.foreign_concurrencies)
+
+        def service() -> foreign.Figures:
+            cells = scenarios.run_cells(server, plan, *limits, False, log)
+            return foreign.service_figures(cells)
+
+        measured = foreign.both(in_process), foreign.both(service)
+    return [
+        "## 6. Foreign load: another process busy on one core",
+        f"{config.target}: in-process at batch {reference.best_batch or 16} and one image incl. "
+        "decode, then attnserve at c=1 and c=32, each quiet and then beside a bounded "
+        "`python -c` busy loop (`bench/foreign.py`).",
+        foreign.foreign_table(*measured),
+    ]
+
+
+def peers_skipped(missing: list[Peer]) -> str | None:
+    """The line that says which peers did not run, and how to get them."""
+    if not missing:
+        return None
+    venvs = ", ".join(str(peer.venv.name) for peer in missing)
+    names = ", ".join(peer.name for peer in missing)
+    return f"{names} not measured: run `make bench` or `make peers` ({venvs}), see README."
+
+
+def peer_plan(config: BenchConfig, peer: Peer, jpeg: bytes) -> list:
+    """The /predict rows of the service, sent to the peer's own path."""
+    request = Scenario(
+        "/predict", config.target, "predict",
+        HttpRequest("POST", peer.path, jpeg, (("Content-Type", "image/jpeg"),)),
+    )  # fmt: skip
+    loads = config.peer_concurrencies
+    return [(request, Load(concurrency=c), repeats_for(config, c)) for c in loads]
+
+
+def part_peers(
+    config: BenchConfig, model_dir: Path, work: Path, jpeg: bytes, limits: tuple
+) -> tuple[list[scenarios.Cell], str | None]:
+    """Every installed peer, one at a time; the missing ones named in the returned line."""
+    cells: list[scenarios.Cell] = []
+    for peer in PEERS:
+        if not peer.installed():
+            continue
+        log(f"# part 3: {peer.label()} under load")
+        with peer.serve(model_dir, work) as server:
+            cells += scenarios.run_cells(server, peer_plan(config, peer, jpeg), *limits, False, log)
+    note = peers_skipped([peer for peer in PEERS if not peer.installed()])
+    if note:
+        log(f"# part 3: {note}")
+    return cells, note
