@@ -64,6 +64,14 @@ class InvalidParameter(ServiceError):
     status, code = 422, "invalid_parameter"
 
 
+class NonFiniteOutput(ServiceError):
+    """The model's output for this input holds NaN or Inf: the input (finite, but far outside
+    what the model was trained on, such as 1e30 everywhere) overflowed it. The client must
+    change the input, so it is a 4xx; the model serves every other input as before."""
+
+    status, code = 422, "non_finite_output"
+
+
 class ClientDisconnected(ServiceError):
     """The client went away while its request was queued; it was never computed (499, as
     nginx logs it: no one is left to read the answer)."""

@@ -69,6 +69,11 @@ class Metrics:
         self.inflight = Gauge(
             "attnserve_inflight_requests", "HTTP requests being served.", registry=registry
         )
+        self.decode_backlog = Gauge(
+            "attnserve_decode_backlog",
+            "Images handed to the decode pool and not decoded yet, abandoned ones included.",
+            registry=registry,
+        )
         self.model_ready = Gauge(
             "attnserve_model_ready",
             "1 when the model version is loaded and warm, else 0.",

@@ -5,26 +5,30 @@ queue, batch, compute (the model's worker thread). Every protocol calls this one
 Admission refuses before any work is spent: while draining, past the deadline, with the
 model's queue already full, or with too many images already waiting to be decoded (the pool's
 own queue is otherwise unbounded, and under overload decoding requests that will be refused
-delays the admitted ones). While the store is still loading, an unknown model is 503, not 404.
+delays the admitted ones). The deadline also holds while an image decodes: its client gets
+its 504 then, not when a slow decode ends. While the store is still loading, an unknown model
+is 503, not 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
+from prometheus_client import Gauge
 
 from models.repository.config import ModelConfig
 from service.engine.batcher import Reservation
-from service.engine.queue import Disconnected
+from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.engine.result import Result
 from service.engine.store import LoadedVersion, ModelStore
-from service.errors import DeadlineExceeded, InvalidParameter, Unavailable
+from service.errors import ClientDisconnected, DeadlineExceeded, InvalidParameter, Unavailable
 from service.imaging import load_for_model
 from service.metrics import Metrics
 from service.settings import Settings
@@ -50,6 +54,31 @@ class Job:
     is_disconnected: Disconnected | None = None
 
 
+class DecodeBacklog:
+    """How many images were handed to the decode pool and are not decoded yet, at most
+    ``limit``: the pool's own queue is unbounded. Released from the pool's threads, hence the
+    lock; ``gauge`` shows it (``attnserve_decode_backlog``)."""
+
+    def __init__(self, limit: int, gauge: Gauge) -> None:
+        self.limit = limit
+        self.gauge = gauge
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._count >= self.limit:
+                return False
+            self._count += 1
+        self.gauge.inc()
+        return True
+
+    def release(self, _: Future[object] | None = None) -> None:
+        with self._lock:
+            self._count -= 1
+        self.gauge.dec()
+
+
 class Pipeline:
     def __init__(self, store: ModelStore, settings: Settings, metrics: Metrics) -> None:
         self.store = store
@@ -59,7 +88,7 @@ class Pipeline:
         self.preprocess_pool = ThreadPoolExecutor(
             settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
         )
-        self._decoding = 0  # images handed to preprocess_pool and not yet decoded
+        self._backlog = DecodeBacklog(settings.max_queue_size, metrics.decode_backlog)
 
     def target(self, name: str | None, version: int | None) -> Target:
         """The named (default: the default model) version (default: the newest ready).
@@ -90,19 +119,8 @@ class Pipeline:
     async def run_image(self, job: Job, data: bytes) -> Result:
         """Decode, pre-process and run one encoded image."""
         with self._admit(job) as (loaded, reservation):
-            if self._decoding >= self.settings.max_queue_size:
-                raise Unavailable("too many images are waiting to be decoded; retry later")
             started = time.perf_counter()
-            self._decoding += 1
-            try:
-                tensor, size = await asyncio.get_running_loop().run_in_executor(
-                    self.preprocess_pool,
-                    lambda: load_for_model(
-                        data, job.target.config.input, max_pixels=self.settings.max_image_pixels
-                    ),
-                )
-            finally:
-                self._decoding -= 1
+            tensor, size = await self._decode(job, data)
             preprocess_s = time.perf_counter() - started
             self.metrics.preprocess_duration.labels(job.target.name).observe(preprocess_s)
             result = await self._submit(job, loaded, reservation, tensor)
@@ -115,6 +133,36 @@ class Pipeline:
 
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)
+
+    async def _decode(self, job: Job, data: bytes) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Decode in the pool, but answer at the deadline, or as soon as the client has gone,
+        even while the decoder still runs: a decode cannot be interrupted, so it finishes in its
+        thread and its result is dropped, while one that has not started never starts. The
+        backlog counts every decode until its thread is done, abandoned ones included, so
+        clients that give up cannot pile up work behind the admitted ones."""
+        if not self._backlog.acquire():
+            raise Unavailable("too many images are waiting to be decoded; retry later")
+        spec, max_pixels = job.target.config.input, self.settings.max_image_pixels
+        future = self.preprocess_pool.submit(load_for_model, data, spec, max_pixels=max_pixels)
+        future.add_done_callback(self._backlog.release)
+        decoding = asyncio.wrap_future(future)
+        try:
+            while True:
+                remaining = job.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded(
+                        "the request's deadline passed while its image was being decoded; "
+                        "send a smaller image or a longer timeout_ms"
+                    )
+                if job.is_disconnected is not None:
+                    remaining = min(remaining, DISCONNECT_POLL_S)
+                await asyncio.wait((decoding,), timeout=remaining)
+                if decoding.done():
+                    return decoding.result()
+                if job.is_disconnected is not None and await job.is_disconnected():
+                    raise ClientDisconnected("the client disconnected while its image was decoded")
+        finally:
+            decoding.cancel()  # not started yet: it never will be; done or running: a no-op
 
     @contextmanager
     def _admit(self, job: Job) -> Iterator[tuple[LoadedVersion, Reservation]]:

@@ -19,7 +19,7 @@ import torch
 from models.repository.config import ModelConfig
 from models.repository.formats import ServableModel
 from service.engine.result import Result
-from service.errors import InferenceFailed, ServiceError
+from service.errors import InferenceFailed, NonFiniteOutput, ServiceError
 from service.settings import parse_device
 
 
@@ -124,8 +124,11 @@ def run_items(
     started = time.monotonic()
     try:
         logits, maps = runner.run_batch(torch.stack(tensors), with_maps)
+        finite = _finite_per_item([logits, *maps.values()])
         outputs: list[Result | ServiceError] = [
             Result(logits[i], {key: value[i] for key, value in maps.items()}, len(tensors))
+            if finite[i]
+            else NonFiniteOutput(NON_FINITE_MESSAGE)
             for i in range(len(tensors))
         ]
     except torch.cuda.OutOfMemoryError as error:  # before Exception: it is a RuntimeError
@@ -141,6 +144,23 @@ def run_items(
         return [out for tensor in tensors for out in run_items(runner, [tensor], with_maps, runs)]
     runs.append((len(tensors), time.monotonic() - started))
     return outputs
+
+
+NON_FINITE_MESSAGE = (
+    "the model's output for this input contains NaN or Inf: its values are far outside what "
+    "the model computes on (a pre-processed image is within about -3 to 3); send such values"
+)
+
+
+def _finite_per_item(outputs: list[torch.Tensor]) -> list[bool]:
+    """Per item of the batch, whether every floating-point output is finite: a finite input
+    can still overflow a model, and a NaN must reach the client as its own 4xx rather than
+    fail the encoders as a 500 (a JSON body cannot even carry it)."""
+    finite = torch.ones(outputs[0].shape[0], dtype=torch.bool)
+    for output in outputs:
+        if output.is_floating_point():
+            finite &= torch.isfinite(output).reshape(output.shape[0], -1).all(dim=1)
+    return finite.tolist()
 
 
 def warm_up_sizes(max_batch_size: int) -> list[int]:

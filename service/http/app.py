@@ -26,7 +26,7 @@ from service.engine.store import ModelStore
 from service.http import health, management, page
 from service.http.context import RequestContext
 from service.http.docs import install_docs
-from service.http.errors import install_error_handlers
+from service.http.errors import UnansweredErrors, install_error_handlers
 from service.http.middleware import RequestMetrics
 from service.metrics import Metrics
 from service.protocols.predict import router as predict
@@ -90,6 +90,7 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     app.include_router(page.router)
     if settings.api_key is not None:
         app.include_router(management.router)
+    app.add_middleware(UnansweredErrors)  # innermost: what it answers is counted and has an id
     app.add_middleware(RequestMetrics, state=state)
     if settings.cors_origins:
         app.add_middleware(

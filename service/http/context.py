@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.logs import REQUEST_ID_HEADER, RequestInfo, accept_request_id, current_request
 
 access_log = logging.getLogger("attnserve.access")
-#: probes and scrapes arrive every few seconds: logged at debug level only
+#: probes and scrapes arrive every few seconds, and a client that left (499) reads nothing:
+#: logged at debug level only
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 
 
@@ -44,7 +45,7 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             access_log.log(
-                logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
+                logging.DEBUG if scope["path"] in QUIET_PATHS or status == 499 else logging.INFO,
                 "%s %s %d",
                 scope["method"],
                 scope["path"],

@@ -2,7 +2,9 @@
 
 The first signal turns readiness to 503 and refuses new inference requests at once; the
 process keeps listening until every admitted request is answered (or ``drain_timeout_s``
-passes), then uvicorn stops and the lifespan closes the models. Exit code 0.
+passes: one budget for the whole drain), then uvicorn stops and the lifespan closes the
+models. Exit code 0. HTTP is uvicorn's httptools protocol with request-head limits
+(:mod:`service.http.protocol`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uvicorn
 
 from models.repository.layout import DEMO_REPOSITORY, model_names
 from service.http.app import create_app
+from service.http.protocol import LimitedHttpToolsProtocol
 from service.logs import configure_logging
 from service.settings import Settings
 from service.state import AppState
@@ -40,10 +43,16 @@ class DrainingServer(uvicorn.Server):
         threading.Thread(target=self._exit_when_drained, daemon=True).start()
 
     def _exit_when_drained(self) -> None:
-        """Then a normal stop: not re-raising the signal, so the exit code is 0."""
+        """Then a normal stop: not re-raising the signal, so the exit code is 0.
+
+        One budget in total: what the in-flight requests leave of ``drain_timeout_s`` is all
+        uvicorn's graceful shutdown may wait, not another full timeout. A request still
+        unanswered at its end (an upload still arriving) is cancelled and answered with a JSON
+        503 (:class:`service.http.errors.UnansweredErrors`)."""
         deadline = time.monotonic() + self.state.settings.drain_timeout_s
         while self.state.inflight > 0 and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_S)
+        self.config.timeout_graceful_shutdown = max(deadline - time.monotonic(), 0.0)
         self.should_exit = True
 
 
@@ -65,6 +74,6 @@ def serve(settings: Settings) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         log_config=None, access_log=False,  # service.http.context logs each request
-        timeout_graceful_shutdown=settings.drain_timeout_s,
+        timeout_graceful_shutdown=settings.drain_timeout_s, http=LimitedHttpToolsProtocol,
     )  # fmt: skip
     DrainingServer(config, app.state.attnserve).run()

@@ -1,20 +1,18 @@
 """The hostile-input corpus: each case is one HTTP request, the status it must get and a piece
 of the error message a client must see (valid-but-odd images must get 200).
 
-Bodies are built at test time from :mod:`tests.reliability.corpus`. Requests that need a raw
-socket (a body over the upload limit) live in the test module, not here.
+Bodies are built at test time from :mod:`tests.reliability.corpus`. More rows live in
+:mod:`.hostile_images`, :mod:`.hostile_requests` and :mod:`.hostile_v2`; requests that need a
+raw socket (broken framing, oversized heads, a body over the upload limit) in the test module.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import numpy as np
 
 from tests.reliability.conftest import API_KEY
 from tests.reliability.corpus import images as img
@@ -38,13 +36,24 @@ class Case:
     files: Callable[[], list[tuple[str, tuple[str, bytes, str]]]] | None = None
     data: dict[str, str] | None = None
     check: Callable[[dict[str, Any]], None] | None = None  # more checks on a 200's JSON
+    method: str = "POST"
+    settle: bool = False  # leaves decodes running: wait for the decode backlog to empty after
 
-    def send(self, client: httpx.Client) -> httpx.Response:
-        return client.post(
-            self.path, params=self.params, headers=self.headers,
+    def build(self, client: httpx.Client) -> httpx.Request:
+        """The request, built before it is sent (a test times only the exchange)."""
+        return client.build_request(
+            self.method, self.path, params=self.params, headers=self.headers,
             content=self.content() if self.content else None,
             files=self.files() if self.files else None, data=self.data,
         )  # fmt: skip
+
+    def deadline_s(self, default_s: float) -> float:
+        """The request's own deadline: its ``timeout_ms`` when it sets a usable one."""
+        try:
+            timeout_s = float(self.params.get("timeout_ms", "")) / 1000
+        except ValueError:
+            return default_s
+        return min(timeout_s, default_s) if timeout_s > 0 else default_s
 
 
 def error_message(response: httpx.Response) -> str:
@@ -63,42 +72,11 @@ def upright_32x64(body: dict[str, Any]) -> None:
     assert (mask["width"], mask["height"]) == (32, 64), mask
 
 
-def two_results(body: dict[str, Any]) -> None:
-    assert len(body["results"]) == 2, body
+def results(count: int) -> Callable[[dict[str, Any]], None]:
+    def check(body: dict[str, Any]) -> None:
+        assert len(body["results"]) == count, body
 
-
-def v2(name: str, status: int, message: str, document: Any, path: str = V2_INFER,
-       headers: dict | None = None, tail: bytes = b"") -> Case:  # fmt: skip
-    """A v2 infer request: a JSON document (or raw text), optionally followed by binary data
-    with its Inference-Header-Content-Length."""
-    head = document if isinstance(document, bytes) else json.dumps(document).encode()
-    headers = dict(headers or {"content-type": "application/json"})
-    if tail:
-        headers["inference-header-content-length"] = str(len(head))
-    return Case(name, status, message, path=path, params={}, headers=headers,
-                content=lambda: head + tail)  # fmt: skip
-
-
-def fp32_input(shape: list[int], **extra: Any) -> dict[str, Any]:
-    return {"inputs": [{"name": "input", "datatype": "FP32", "shape": shape, **extra}]}
-
-
-def bytes_tensor(*images: bytes) -> bytes:
-    """Triton's BYTES serialisation: per element a 4-byte little-endian length, then the bytes."""
-    return b"".join(struct.pack("<I", len(item)) + item for item in images)
-
-
-def v2_images(name: str, status: int, message: str, *images: bytes, **document: Any) -> Case:
-    """A v2 infer request with encoded images as one binary BYTES input."""
-    tail = bytes_tensor(*images)
-    tensor = {"name": "image", "datatype": "BYTES", "shape": [len(images)],
-              "parameters": {"binary_data_size": len(tail)}}  # fmt: skip
-    return v2(name, status, message, {"inputs": [tensor], **document}, tail=tail)
-
-
-FULL = [1, 3, 64, 64]
-INF_TENSOR = np.full(FULL, np.inf, dtype="<f4").tobytes()
-BYTES_ELEMENT = struct.pack("<I", 10) + b"0123456789"
+    return check
 
 
 def parts(*items: tuple[str, bytes, str], field_name: str = "file") -> Callable[[], list]:
@@ -167,7 +145,7 @@ CASES: list[Case] = [
     Case("multipart: good image then truncated one", 400, "image 2 of 2",
          files=parts(("a.png", img.png(), "image/png"), ("b.png", img.truncated(img.png()),
                                                            "image/png"))),
-    Case("multipart with two images", 200, "", check=two_results,
+    Case("multipart with two images", 200, "", check=results(2),
          files=parts(("a.png", img.png(), "image/png"), ("b.jpg", img.jpeg(), "image/jpeg"))),
     Case("multipart without a boundary", 400, "multipart",
          headers={"content-type": "multipart/form-data"}, content=lambda: b"--x\r\n\r\nabc"),
@@ -208,41 +186,5 @@ CASES: list[Case] = [
          params={"model": CLASSIFIER, "timeout_ms": -5}),
     Case("mask=jpeg", 422, "mask", headers=PNG, content=img.png,
          params={"model": SEGMENTER, "mask": "jpeg"}),
-    # --- malformed v2 -------------------------------------------------------------------
-    v2("v2 shape vs data length", 400, "'data' has 5 elements", fp32_input(FULL, data=[0.0] * 5)),
-    v2("v2 unknown datatype", 400, "unknown datatype 'FP33'",
-       {"inputs": [{"name": "input", "datatype": "FP33", "shape": [1], "data": [1.0]}]}),
-    v2("v2 INT32 where FP32 is needed", 400, "must be FP32",
-       {"inputs": [{"name": "input", "datatype": "INT32", "shape": FULL,
-                    "data": [0] * (3 * 64 * 64)}]}),
-    v2("v2 wrong spatial size", 400, "must be FP32 [N, 3, 64, 64]",
-       fp32_input([1, 3, 8, 8], data=[0.0] * 192)),
-    v2("v2 NaN in JSON", 400, "NaN", b'{"inputs":[{"name":"input","datatype":"FP32",'
-       b'"shape":[1],"data":[NaN]}]}'),
-    v2("v2 Infinity in JSON", 400, "Infinity", b'{"inputs":[{"name":"input","datatype":"FP32",'
-       b'"shape":[1],"data":[Infinity]}]}'),
-    v2("v2 Inf in binary FP32", 400, "NaN or Inf",
-       fp32_input(FULL, parameters={"binary_data_size": len(INF_TENSOR)}), tail=INF_TENSOR),
-    v2("v2 missing inputs", 400, "non-empty 'inputs'", {"outputs": [{"name": "logits"}]}),
-    v2("v2 binary_data_size over the data", 400, "binary_data_size is 999",
-       fp32_input(FULL, parameters={"binary_data_size": 999}), tail=b"\0" * 16),
-    v2("v2 binary data left over", 400, "account for 16",
-       fp32_input([1, 2, 2], parameters={"binary_data_size": 16}), tail=b"\0" * 32),
-    v2("v2 binary size vs shape", 400, "needs 49152",
-       fp32_input(FULL, parameters={"binary_data_size": 16}), tail=b"\0" * 16),
-    v2("v2 BYTES length prefix lies", 400, "declares 10 bytes",
-       {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                    "parameters": {"binary_data_size": 8}}]}, tail=BYTES_ELEMENT[:8]),
-    v2("v2 header length over the body", 400, "Inference-Header-Content-Length is 5000",
-       b'{"inputs": []}', headers={"inference-header-content-length": "5000"}),
-    v2("v2 body not JSON", 400, "not valid JSON", b"\x89PNG not json"),
-    v2("v2 JSON nested 100000 deep", 400, "not valid JSON", b"[" * 100_000),
-    v2_images("v2 truncated PNG as BYTES", 400, "could not decode", img.truncated(img.png())),
-    v2_images("v2 unknown output", 400, "unknown output", img.png(), outputs=[{"name": "nope"}]),
-    v2("v2 batch over the request limit", 400, "over the 64-item request limit",
-       {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [100], "data": ["x"] * 100}]}),
-    v2("v2 unknown model", 404, "unknown model 'nope'", {"inputs": []},
-       path="/v2/models/nope/infer"),
-    v2_images("v2 PNG and JPEG as BYTES", 200, "", img.png(), img.jpeg()),
 ]
 # fmt: on

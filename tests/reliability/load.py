@@ -7,7 +7,6 @@ latencies of its measurement window. Traffic goes to 127.0.0.1 only."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +14,6 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.client import Pool, Reply, build_request
-
-HEADER_END = b"\r\n\r\n"
 
 RequestFactory = Callable[[int], bytes]  # request number -> raw request bytes
 
@@ -85,15 +82,3 @@ async def send_all(pool: Pool, requests: list[bytes], concurrency: int) -> list[
             return await pool.send(raw)
 
     return list(await asyncio.gather(*(one(raw) for raw in requests)))
-
-
-def read_json_answer(sock: socket.socket) -> bytes:
-    """A whole HTTP answer from a blocking socket: headers and a JSON body (or the server's
-    close, whichever comes first)."""
-    answer = b""
-    while HEADER_END not in answer or not answer.endswith(b"}"):
-        data = sock.recv(65536)
-        if not data:
-            break
-        answer += data
-    return answer

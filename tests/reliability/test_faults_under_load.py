@@ -16,9 +16,10 @@ import pytest
 
 from bench.client import Pool, Reply, build_request
 from tests.reliability.conftest import API_KEY, Summary
-from tests.reliability.load import read_json_answer, send_all
+from tests.reliability.load import send_all
 from tests.service.fake_models import FLIP_LABEL, add_flip_version, faults_repository
 from tests.service.images import solid
+from tests.service.raw_http import read_json_answer
 from tests.service.server import Server, running_server
 
 WHITE, DARK = solid((255, 255, 255)), solid((20, 30, 40))

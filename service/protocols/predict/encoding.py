@@ -18,9 +18,10 @@ from PIL import Image
 # zlib level 3: masks and maps compress almost as well as at 6, in noticeably less time.
 PNG_COMPRESS_LEVEL = 3
 MAX_MASK_CLASSES = 256  # class indices 0..255 fit a uint8 (mode L) PNG
-# Upsampling logits to a large original costs classes x band x width floats per band;
-# bands of about this many elements keep that bounded (~16 MiB of float32) for any image.
-MASK_BAND_ELEMENTS = 4_000_000
+# Upsampling logits to a large original runs in tiles of about this many class scores (4 MiB of
+# float32), so its working memory is a constant whatever the image's shape: a 40,000,000 x 1
+# strip costs its mask (one byte a pixel) and a few tiles, never classes x 64 x width floats.
+MASK_TILE_ELEMENTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def encode_mask(logits: torch.Tensor, original_size: tuple[int, int]) -> tuple[n
     Logits are upsampled bilinearly (as ``F.interpolate(..., align_corners=False)``) and the
     arg-max is taken at full resolution, so class boundaries are smooth at the original size
     instead of the blocky steps of upsampling an arg-max with nearest neighbour. It runs in
-    bands of rows so that memory stays bounded even for a very large original image.
+    tiles of columns and rows (:data:`MASK_TILE_ELEMENTS`), and each tile computes only its own
+    resampling taps, so memory is the mask plus a constant for any size or aspect ratio.
     """
     if logits.dim() != 3:
         raise ValueError(f"expected logits of shape (C, h, w), got {tuple(logits.shape)}")
@@ -65,27 +67,37 @@ def encode_mask(logits: torch.Tensor, original_size: tuple[int, int]) -> tuple[n
     # In numpy: torch ops this size would start an OpenMP thread team in this thread, and more
     # OpenMP threads than cores slow every forward pass (see engine.runtime.inference_thread).
     scores = logits.detach().to("cpu", torch.float32).numpy()
-    col0, col1, col_weight = _linear_taps(low_width, width)
-    # Width first, at the low height: (C, h, W), small since h is the model's output height.
-    rows = _lerp(scores[:, :, col0], scores[:, :, col1], col_weight)
-    row0, row1, row_weight = _linear_taps(low_height, height)
     mask = np.empty((height, width), dtype=np.uint8)
-    band = max(1, MASK_BAND_ELEMENTS // (classes * width))
-    for start in range(0, height, band):
-        stop = min(start + band, height)
-        weight = row_weight[start:stop].reshape(1, -1, 1)
-        upsampled = _lerp(rows[:, row0[start:stop]], rows[:, row1[start:stop]], weight)
-        mask[start:stop] = upsampled.argmax(axis=0)  # (band, W)
+    tile_width = min(width, max(1, MASK_TILE_ELEMENTS // classes))
+    tile_height = max(1, MASK_TILE_ELEMENTS // (classes * max(tile_width, low_width)))
+    for top in range(0, height, tile_height):
+        bottom = min(top + tile_height, height)
+        row0, row1, row_weight = _linear_taps(low_height, height, top, bottom)
+        # Height first, at the low width: (C, tile h, w), only the rows this tile needs.
+        weight = row_weight.reshape(1, -1, 1)
+        columns = _lerp(scores[:, row0], scores[:, row1], weight)
+        for left in range(0, width, tile_width):
+            right = min(left + tile_width, width)
+            col0, col1, col_weight = _linear_taps(low_width, width, left, right)
+            upsampled = _lerp(columns[:, :, col0], columns[:, :, col1], col_weight)
+            mask[top:bottom, left:right] = upsampled.argmax(axis=0)  # (tile h, tile w)
     return mask, png_base64(mask)
 
 
 def class_fractions(mask: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    """Share of the mask's pixels per label; every label is a key and the shares sum to 1."""
+    """Share of the mask's pixels per label; every label is a key and the shares sum to 1.
+
+    Counted in chunks: ``np.bincount`` widens its input to 8-byte integers, which for a whole
+    large mask would be eight times the mask itself."""
     if mask.size == 0:
         raise ValueError("cannot compute class fractions of an empty mask")
-    counts = np.bincount(mask.ravel(), minlength=len(labels))
-    if len(counts) > len(labels):
-        raise ValueError(f"mask has class {len(counts) - 1} but only {len(labels)} labels")
+    flat = mask.reshape(-1)
+    counts = np.zeros(len(labels), dtype=np.int64)
+    for start in range(0, flat.size, MASK_TILE_ELEMENTS):
+        chunk = np.bincount(flat[start : start + MASK_TILE_ELEMENTS], minlength=len(labels))
+        if len(chunk) > len(labels):
+            raise ValueError(f"mask has class {len(chunk) - 1} but only {len(labels)} labels")
+        counts += chunk
     return {label: float(count) / mask.size for label, count in zip(labels, counts, strict=True)}
 
 
@@ -130,11 +142,13 @@ def topk(logits: torch.Tensor, k: int, labels: Sequence[str]) -> list[dict[str, 
     ]
 
 
-def _linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices and weights of 1-D linear resampling, half-pixel centres
-    (PyTorch's ``align_corners=False``): ``out[i] = lerp(in[i0], in[i1], w)``."""
+def _linear_taps(
+    in_size: int, out_size: int, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of 1-D linear resampling for outputs ``start:stop``, half-pixel
+    centres (PyTorch's ``align_corners=False``): ``out[i] = lerp(in[i0], in[i1], w)``."""
     scale = in_size / out_size
-    source = np.maximum((np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
+    source = np.maximum((np.arange(start, stop, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
     index0 = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
     index1 = np.minimum(index0 + 1, in_size - 1)
     weight = np.clip((source - index0).astype(np.float32), 0, 1)

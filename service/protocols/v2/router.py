@@ -32,6 +32,7 @@ from service.protocols.v2.codec import (
     require_finite,
 )
 from service.protocols.v2.schemas import INFER_BODY, infer_responses
+from service.protocols.v2.tensors import batch_size
 from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -128,10 +129,8 @@ async def run_items(
                          f"got {len(infer.inputs)}")  # fmt: skip
     tensor = infer.inputs[0]
     config = target.config
+    batch_size(tensor.name, tensor.datatype, tensor.shape, pipeline.settings.max_files_per_request)
     job = pipeline.job(target, with_maps, None, request.is_disconnected)
-    limit = pipeline.settings.max_files_per_request
-    if tensor.shape and tensor.shape[0] > limit:
-        raise BadRequest(f"batch of {tensor.shape[0]} is over the {limit}-item request limit")
     if tensor.datatype == "BYTES":
         return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
     expected = (3, config.input.height, config.input.width)

@@ -52,6 +52,33 @@ def datatype_for(dtype: np.dtype) -> str:
     raise ValueError(f"numpy dtype {np.dtype(dtype)} has no KServe v2 datatype")
 
 
+def batch_size(name: str, datatype: str, shape: tuple[int, ...], max_items: int) -> int:
+    """The number of items (images) an input carries, refused (400) unless it is 1 to
+    ``max_items``. Every protocol front end (HTTP v2, gRPC) calls this before any work.
+
+    The batch is ``shape[0]`` and nothing else runs, so every other dimension must be fixed by
+    the input itself: a BYTES input is one encoded image per element and must be ``[N]``
+    (``[1, 100]`` would smuggle 100 images past the per-request cap); a numeric one needs a
+    batch dimension. An empty batch is a client mistake, not an empty answer.
+    """
+    if datatype == "BYTES" and len(shape) != 1:
+        raise BadRequest(
+            f"input '{name}': a BYTES input holds one encoded image per element and must have "
+            f"shape [N]; got {list(shape)}"
+        )
+    if not shape:
+        raise BadRequest(f"input '{name}': shape [] has no batch dimension; send [N, ...]")
+    if shape[0] == 0:
+        raise BadRequest(
+            f"input '{name}': the batch is empty (shape {list(shape)}); send at least one item"
+        )
+    if shape[0] > max_items:
+        raise BadRequest(
+            f"input '{name}': batch of {shape[0]} is over the {max_items}-item request limit"
+        )
+    return shape[0]
+
+
 def decode_binary_tensor(
     name: str, datatype: str, shape: tuple[int, ...], chunk: bytes | memoryview
 ) -> np.ndarray | list[bytes]:

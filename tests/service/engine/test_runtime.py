@@ -10,7 +10,15 @@ import torch
 from torch import Tensor, nn
 
 from models.repository.config import InputSpec, ModelConfig
-from service.engine.runtime import ModelRuntime, inference_thread, resolve_device, warm_up_sizes
+from service.engine.result import Result
+from service.engine.runtime import (
+    ModelRuntime,
+    inference_thread,
+    resolve_device,
+    run_items,
+    warm_up_sizes,
+)
+from service.errors import NonFiniteOutput
 
 SIZE = 8
 LABELS = ["a", "b", "c", "d", "e"]
@@ -212,3 +220,28 @@ def test_resolve_device_rejects_cuda_without_cuda() -> None:
 def test_resolve_device_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
         resolve_device("tpu")
+
+
+class Overflowing:
+    """A runner whose logits overflow for any input over 1e20, the way a real model's do when
+    a client sends finite but huge values (issue 13: 1e30 everywhere gave a 500)."""
+
+    def run_batch(self, batch: Tensor, with_maps: bool) -> Tuple[Tensor, Dict[str, Tensor]]:
+        logits = batch.flatten(1).sum(dim=1, keepdim=True).repeat(1, 2) * 1e20
+        maps = {"spatial": batch.mean(dim=1)} if with_maps else {}
+        return logits, maps
+
+
+@pytest.mark.parametrize("with_maps", [False, True])
+def test_a_non_finite_output_is_that_items_own_4xx(with_maps: bool) -> None:
+    huge = torch.full((3, SIZE, SIZE), 1e30)
+    tensors = [torch.zeros(3, SIZE, SIZE), huge, torch.ones(3, SIZE, SIZE)]
+    runs: list[tuple[int, float]] = []
+    outcomes = run_items(Overflowing(), tensors, with_maps, runs)
+    assert isinstance(outcomes[1], NonFiniteOutput) and outcomes[1].status == 422
+    assert "NaN or Inf" in outcomes[1].message
+    for index in (0, 2):
+        result = outcomes[index]
+        assert isinstance(result, Result) and torch.isfinite(result.output).all()
+        assert set(result.maps) == ({"spatial"} if with_maps else set())
+    assert runs and runs[0][0] == 3  # one forward pass, no retries: the model did not fail

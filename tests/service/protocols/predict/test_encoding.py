@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -21,6 +22,12 @@ from service.protocols.predict.encoding import (
     png_base64,
     topk,
 )
+
+#: what a mask may cost per returned pixel: itself (1 byte) and Pillow's PNG encoder, whose
+#: buffer is 4 bytes a column (a 40,000,000 x 1 strip is all columns) ...
+MASK_BYTES_PER_PIXEL = 6
+#: ... and beyond that a constant: a few tiles of class scores, whatever the image's shape
+MASK_FIXED_COST_BYTES = 48 * 2**20
 
 
 def decode_png(text: str) -> np.ndarray:
@@ -69,12 +76,31 @@ def test_mask_matches_bilinear_upsampling_then_argmax(original_size: tuple[int, 
     assert agreement >= 0.999
 
 
-def test_mask_bands_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mask_tiles_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     logits = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(1))
     whole, _ = encode_mask(logits, (50, 30))
-    monkeypatch.setattr(encoding, "MASK_BAND_ELEMENTS", 4 * 30 * 3)  # bands of 3 rows
-    banded, _ = encode_mask(logits, (50, 30))
-    assert np.array_equal(whole, banded)
+    monkeypatch.setattr(encoding, "MASK_TILE_ELEMENTS", 4 * 8 * 7)  # tiles of 7 x 2
+    tiled, _ = encode_mask(logits, (50, 30))
+    assert np.array_equal(whole, tiled)
+    assert class_fractions(tiled, list("abcd")) == class_fractions(whole, list("abcd"))
+
+
+@pytest.mark.parametrize("original_size", [(1, 100_000), (1, 40_000_000), (100_000, 1)])
+def test_mask_memory_is_bounded_by_the_pixels_it_returns(original_size: tuple[int, int]) -> None:
+    """Issue 13: a 5 kB 1-bit PNG of 40,000,000 x 1 made the mask cost classes x 64 x width
+    floats (57 GiB; a 100,000 x 1 strip +586 MB). Now: its mask and a few fixed-size tiles."""
+    logits = torch.randn(6, 64, 64, generator=torch.Generator().manual_seed(2))
+    pixels = math.prod(original_size)
+    tracemalloc.start()
+    try:
+        mask, text = encode_mask(logits, original_size)
+        fractions = class_fractions(mask, list("abcdef"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert mask.shape == original_size and math.isclose(sum(fractions.values()), 1.0)
+    assert text
+    assert peak < MASK_BYTES_PER_PIXEL * pixels + MASK_FIXED_COST_BYTES, (peak, pixels)
 
 
 def test_mask_needs_at_most_256_classes() -> None:
