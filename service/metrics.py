@@ -16,6 +16,8 @@ LATENCY_BUCKETS = (
     0.75, 1.0, 2.0, 5.0, 10.0,
 )  # fmt: skip
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+#: the model label of a request that never named a known model
+UNKNOWN_MODEL = "unknown"
 
 
 class Metrics:

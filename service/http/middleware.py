@@ -9,9 +9,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.logs import request_info
+from service.metrics import UNKNOWN_MODEL
 from service.state import AppState
-
-UNKNOWN_MODEL = "unknown"
 
 
 def endpoint_of(path: str) -> str | None:

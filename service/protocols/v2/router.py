@@ -11,6 +11,7 @@ Requests go through the same engine pipeline as /predict; the wire format is :mo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -112,14 +113,19 @@ def requested_outputs(infer: InferRequest, config: ModelConfig) -> tuple[list[st
 
 
 async def run_items(
-    pipeline: Pipeline, target: Target, infer: InferRequest, with_maps: bool, request: Request
+    pipeline: Pipeline,
+    target: Target,
+    infer: InferRequest,
+    with_maps: bool,
+    is_disconnected: Callable[[], Awaitable[bool]] | None,
+    timeout_ms: float | None = None,
 ) -> list[Result]:
     if len(infer.inputs) != 1:
         raise BadRequest(f"send exactly one input ('input' FP32 or 'image' BYTES), "
                          f"got {len(infer.inputs)}")  # fmt: skip
     tensor = infer.inputs[0]
     config = target.config
-    job = pipeline.job(target, with_maps, None, request.is_disconnected)
+    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
     limit = pipeline.settings.max_files_per_request
     if tensor.shape and tensor.shape[0] > limit:
         raise BadRequest(f"batch of {tensor.shape[0]} is over the {limit}-item request limit")
@@ -132,6 +138,20 @@ async def run_items(
     require_finite(tensor)
     images = torch.from_numpy(np.ascontiguousarray(tensor.data, dtype=np.float32))
     return list(await asyncio.gather(*(pipeline.run_tensor(job, image) for image in images)))
+
+
+async def compute_outputs(
+    pipeline: Pipeline,
+    target: Target,
+    infer: InferRequest,
+    names: list[str],
+    is_disconnected: Callable[[], Awaitable[bool]] | None,
+    timeout_ms: float | None = None,
+) -> list[OutputTensor]:
+    """Run a validated request and collect its ``names`` outputs (every protocol's infer)."""
+    with_maps = any(n in target.config.attention_maps for n in names)
+    results = await run_items(pipeline, target, infer, with_maps, is_disconnected, timeout_ms)
+    return [collect(n, results) for n in names]
 
 
 def collect(name: str, results: list[Result]) -> OutputTensor:
@@ -155,9 +175,7 @@ async def infer(request: Request, name: str, version: int | None = None) -> Resp
     body = await read_capped(request, state.settings.max_upload_bytes)
     parsed = parse_infer_request(body, request.headers.get("inference-header-content-length"))
     names, binary = requested_outputs(parsed, config)
-    with_maps = any(n in config.attention_maps for n in names)
-    results = await run_items(state.pipeline, target, parsed, with_maps, request)
-    outputs = [collect(n, results) for n in names]
+    outputs = await compute_outputs(state.pipeline, target, parsed, names, request.is_disconnected)
     try:
         payload, headers = encode_infer_response(
             target.name, str(target.version), parsed.id, outputs, binary
