@@ -37,13 +37,15 @@ class DrainingServer(uvicorn.Server):
         self.grpc_server: grpc.aio.Server | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.state.settings.grpc_port and not self.should_exit:
+        """gRPC first: a port it cannot bind stops the process with one line, before the models
+        start loading (until they are, its calls answer UNAVAILABLE, as HTTP's answer 503)."""
+        if self.state.settings.grpc_port:
             # imported only when on: its inference.* protobuf names would clash with another
             # copy of them (tritonclient.grpc's) in a process that merely imports this module
             from service.protocols.grpc.server import start_grpc_server
 
             self.grpc_server = await start_grpc_server(self.state)
+        await super().startup(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """gRPC first: its admitted calls finish (the drain waited for them) before uvicorn and

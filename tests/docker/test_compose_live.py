@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as triton
 
 from models.demo.shapes import generate_batch
@@ -98,6 +99,20 @@ def test_predict_and_v2_infer_answer_real_images(live: Live) -> None:
     mask = result.as_numpy("mask")
     assert mask.shape == (2, 64, 64)
     assert float((mask == masks).mean()) > 0.9
+
+
+def test_grpc_answers_directly_and_through_the_balancer(live: Live) -> None:
+    """The published gRPC port, and the balancer's HTTP/2 frontend in front of it."""
+    pictures, _, masks = generate_batch(322, 2, 64, max_shapes=2)
+    request = grpcclient.InferInput("image", [2], "BYTES")
+    request.set_data_from_numpy(np.array([encode(p) for p in pictures], dtype=object))
+    for service in ("attnserve", "balancer"):
+        client = grpcclient.InferenceServerClient(live.stack.grpc_address(service))
+        assert client.is_server_ready(), service
+        result = client.infer(
+            SEGMENTER, [request], outputs=[grpcclient.InferRequestedOutput("mask")]
+        )
+        assert float((result.as_numpy("mask") == masks).mean()) > 0.9, service
 
 
 def test_prometheus_discovers_and_scrapes_attnserve(prometheus: str) -> None:

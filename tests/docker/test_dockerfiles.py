@@ -96,6 +96,9 @@ def test_copied_context_installs_the_project(name: str, tmp_path: Path) -> None:
     assert {
         "service/cli.py",
         "service/http/server.py",
+        "service/protocols/grpc/inference.proto",
+        "service/protocols/grpc/inference_pb2.py",
+        "service/protocols/grpc/inference_pb2_grpc.py",
         "models/demo/build.py",
         "models/demo/weights/manifest.json",
         "models/demo/weights/shapes-classifier.pt",

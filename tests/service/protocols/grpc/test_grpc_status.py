@@ -1,13 +1,10 @@
-"""Every service error has a gRPC status of its own meaning, derived from its error code, and
-the gRPC port is off unless configured."""
+"""Every service error has a gRPC status of its own meaning, derived from its error code."""
 
 import grpc
 import pytest
 
 from service.errors import InferenceFailed, ServiceError
 from service.protocols.grpc.status import status_code
-from service.settings import Settings
-from tests.service.server import Server
 
 
 def every_error() -> list[type[ServiceError]]:
@@ -39,9 +36,3 @@ def test_http_and_grpc_agree_on_client_and_server_errors() -> None:
     for error in every_error():
         is_client_error = 400 <= error.status < 500
         assert (status_code(error("m")) in client_codes) == is_client_error, error.__name__
-
-
-def test_grpc_is_off_by_default(monkeypatch: pytest.MonkeyPatch, demo_server: Server) -> None:
-    monkeypatch.delenv("ATTNSERVE_GRPC_PORT", raising=False)
-    assert Settings().grpc_port == 0
-    assert "gRPC" not in demo_server.log()
