@@ -22,7 +22,7 @@ import uvicorn
 from bench import fixtures, limit, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.machine import Machine
-from bench.scenarios import Load, predict, v2_infer
+from bench.scenarios import Load, grpc_infer, predict, v2_infer
 from models.repository.layout import model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,13 +110,14 @@ def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
     ]
 
 
-def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
+def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes, grpc_port: int) -> list:
     target, seg = config.target, config.segmenter
     scenarios_ = [
         predict(target, jpeg),
         predict(target, jpeg, "attention=true", "attention=true"),
         v2_infer(target, jpeg, False),
         v2_infer(target, jpeg, True),
+        grpc_infer(target, jpeg, grpc_port),
         predict(seg, seg_jpeg, "mask=none", "mask=none"),
         predict(seg, seg_jpeg, "mask=png", "mask=png"),
     ]
@@ -226,14 +227,16 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             sections += text
         rate = open_rate(config, reference)
         if parts & {"service", "costs"}:
-            with servers.attnserve(repo, work) as server:
+            grpc_port = servers.free_port()
+            grpc_env = {"ATTNSERVE_GRPC_PORT": str(grpc_port)}
+            with servers.attnserve(repo, work, grpc_env) as server:
                 if "service" in parts:
                     log("# part 2: attnserve under load")
                     plan = service_plan(config, jpeg, rate)
                     service = scenarios.run_cells(server, plan, *limits, True, log)
                 if "costs" in parts:
-                    log("# part 4: the cost of maps, masks and v2")
-                    plan = cost_plan(config, jpeg, seg_jpeg)
+                    log("# part 4: the cost of maps, masks, v2 and gRPC")
+                    plan = cost_plan(config, jpeg, seg_jpeg, grpc_port)
                     cost_limits = (config.cost_run_s, *limits[1:])
                     costs = scenarios.run_cells(server, plan, *cost_limits, True, log)
         if "baseline" in parts:
