@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,6 @@ CONTENTS_FIELD = {
     "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
     "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }  # fmt: skip
-_LENGTH_PREFIX = struct.Struct("<I")
 
 Parameters = Any  # a protobuf map<string, InferParameter>
 
@@ -100,7 +98,7 @@ def typed_contents_bytes(tensor: pb.ModelInferRequest.InferInputTensor) -> bytes
             f"{list(tensor.shape)} needs {count}"
         )
     if tensor.datatype == "BYTES":
-        return b"".join(_LENGTH_PREFIX.pack(len(v)) + v for v in values)
+        return encode_binary_tensor("BYTES", np.array(list(values), dtype=np.object_))
     dtype = DATATYPES[tensor.datatype]
     if dtype.kind in "iu":
         wide = np.asarray(values, dtype=np.uint64 if dtype.kind == "u" else np.int64)

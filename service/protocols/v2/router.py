@@ -25,6 +25,7 @@ from service.engine.result import Result
 from service.errors import BadRequest, InferenceFailed, ServiceError
 from service.logs import request_info
 from service.protocols.body import read_capped
+from service.protocols.v2.classification import classification_counts, classify
 from service.protocols.v2.codec import (
     InferRequest,
     OutputTensor,
@@ -36,7 +37,8 @@ from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
-SERVER = {"name": "attnserve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+SERVER = {"name": "attnserve", "version": "0.1.0",
+          "extensions": ["binary_tensor_data", "classification"]}  # fmt: skip
 DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
@@ -149,9 +151,12 @@ async def compute_outputs(
     timeout_ms: float | None = None,
 ) -> list[OutputTensor]:
     """Run a validated request and collect its ``names`` outputs (every protocol's infer)."""
+    counts = classification_counts(infer, target.config)
     with_maps = any(n in target.config.attention_maps for n in names)
     results = await run_items(pipeline, target, infer, with_maps, is_disconnected, timeout_ms)
-    return [collect(n, results) for n in names]
+    outputs = [collect(n, results) for n in names]
+    labels = target.config.labels
+    return [classify(o, counts[o.name], labels) if o.name in counts else o for o in outputs]
 
 
 def collect(name: str, results: list[Result]) -> OutputTensor:
