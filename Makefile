@@ -3,8 +3,9 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 DEMO_REPO ?= model_repository
-PEERS_VENV ?= .venv-peers
 LITSERVE_VERSION ?= 0.2.19
+MOSEC_VERSION ?= 0.9.8
+TORCHSERVE_VERSION ?= 0.12.0
 
 .PHONY: install tools test reliability lint format proto serve demo peers bench loadtest docker-bases k8s-validate clean
 
@@ -61,18 +62,27 @@ demo: $(DEMO_REPO)/.built
 serve: demo
 	$(VENV)/bin/attnserve serve --repo $(DEMO_REPO)
 
-# The benchmark's peer servers (LitServe) in a venv of their own: a peer's requirements (its
-# fastapi, uvicorn[standard] and pyzmq ranges) never move the versions attnserve runs with.
-$(PEERS_VENV)/.installed: pyproject.toml
-	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEERS_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
-	$(PEERS_VENV)/bin/python -m pip install -q -e . litserve==$(LITSERVE_VERSION)
+# The benchmark's peer servers, each in a venv of its own (.venv-litserve, .venv-mosec,
+# .venv-torchserve): no peer's requirements move the versions attnserve runs with, or another
+# peer's. TorchServe also needs a JDK (Debian: openjdk-17-jre-headless) and imports yaml
+# without declaring it.
+PEER_PACKAGES_litserve := litserve==$(LITSERVE_VERSION)
+PEER_PACKAGES_mosec := mosec==$(MOSEC_VERSION)
+PEER_PACKAGES_torchserve := torchserve==$(TORCHSERVE_VERSION) torch-model-archiver==$(TORCHSERVE_VERSION) pyyaml
+PEERS := litserve mosec torchserve
+
+.venv-%/.installed: pyproject.toml
+	test -x .venv-$*/bin/python || python3 -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	.venv-$*/bin/python -m pip install -q -e . $(PEER_PACKAGES_$*)
 	touch $@
 
-peers: $(PEERS_VENV)/.installed
+peers: $(foreach peer,$(PEERS),.venv-$(peer)/.installed)
+	@command -v java >/dev/null || echo "make peers: no java: TorchServe needs a JDK (apt-get install openjdk-17-jre-headless)"
 
-# The benchmark of issue 5 (about 8 min on 2 cores); tables to stdout and bench/results/.
+# The benchmark (issues 5 and 12: the service, the baseline and the three peers); tables to
+# stdout and bench/results/.
 bench: demo peers
 	$(PYTHON) -m bench --repo $(DEMO_REPO)
 
@@ -90,4 +100,4 @@ k8s-validate: install
 	bash deploy/k8s/validate.sh
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) $(DEMO_REPO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(foreach peer,$(PEERS),.venv-$(peer)) $(DEMO_REPO) .pytest_cache .ruff_cache

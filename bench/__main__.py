@@ -3,8 +3,9 @@
 
 Parts: ``limit`` (1: in-process), ``service`` (2 and 5: the service under load, with its
 per-stage breakdown), ``baseline`` (3: the hand-written FastAPI app), ``peers`` (3: LitServe,
-from ``.venv-peers``; skipped, with a line saying so, without it), ``costs`` (4: maps, masks,
-v2). Default: all. ``ATTNSERVE_*`` variables in the environment reach the server under test.
+mosec and TorchServe, each from its own venv; a missing one is skipped, with a line saying
+so), ``costs`` (4: maps, masks, v2). Default: all. ``ATTNSERVE_*`` variables in the
+environment reach the server under test.
 """
 
 from __future__ import annotations

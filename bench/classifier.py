@@ -1,4 +1,4 @@
-"""The benchmark classifier as the peer servers (the hand-written baseline, LitServe) run it.
+"""The benchmark classifier as every peer (the hand-written baseline, bench/peers.py's) runs it.
 
 One copy for every peer, so that they load the same TorchScript file the same way as the
 service (``TorchScriptFormat().load``), pre-process with the service's own code

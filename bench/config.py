@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-# The stage breakdown comes with "service"; "peers" (LitServe) needs .venv-peers (`make peers`).
+# The stage breakdown comes with "service"; "peers" needs their venvs (`make peers`).
 PARTS = ("limit", "service", "baseline", "peers", "costs")
 
 
@@ -22,7 +22,7 @@ class BenchConfig:
     # parts 2-4
     concurrencies: tuple[int, ...] = (1, 8, 32, 64)
     baseline_concurrencies: tuple[int, ...] = (1, 8, 32, 64)
-    peer_concurrencies: tuple[int, ...] = (1, 32, 64)  # LitServe: where the goals are read
+    peer_concurrencies: tuple[int, ...] = (1, 32, 64)  # the peers: where the goals are read
     goal_concurrencies: tuple[int, ...] = (1, 32, 64)  # repeated more: the goals are read there
     cost_concurrencies: tuple[int, ...] = (1, 32)
     # Of the best in-process (forward-only) throughput: a moderate load. The service also

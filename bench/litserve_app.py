@@ -1,12 +1,12 @@
 """The LitServe peer: the baseline's work (``bench/classifier.py``: the same TorchScript file,
-pre-processing and top-5 answer) behind LitServe, configured as issue 5 quotes it: batches of
-up to 8 requests, 5 ms to fill one (``bench/servers.py`` passes both), one inference worker,
+pre-processing and top-5 answer) behind LitServe, configured as issue 12 measured it: batches
+of up to 16 requests, 10 ms to fill one (``bench/peers.py`` passes both), one inference worker,
 one JPEG per request.
 
-It runs in ``.venv-peers`` (``make peers``), never in the project's venv: LitServe's own
+It runs in ``.venv-litserve`` (``make peers``), never in the project's venv: LitServe's own
 requirements (fastapi, ``uvicorn[standard]``, pyzmq ranges) must not move the versions that
 attnserve is measured with.
-Run: ``.venv-peers/bin/python -m bench.litserve_app --port PORT`` (``BENCH_*`` as for the
+Run: ``.venv-litserve/bin/python -m bench.litserve_app --port PORT`` (``BENCH_*`` as for the
 baseline).
 
 No ``from __future__ import annotations`` here: LitServe reads ``decode_request``'s annotation

@@ -1,4 +1,4 @@
-"""Markdown tables for the results file and stdout, and the check against issue 5's goals."""
+"""Markdown tables for the results file and stdout (the goals are :mod:`bench.goals`')."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from dataclasses import dataclass
 from bench.limit import BatchCell, SingleImage
 from bench.scenarios import Cell
 from bench.stages import Stages
-
-# Issue 5's peers at concurrency 32 on this kind of machine (p99, ms): the bar for goal 3 when
-# LitServe was not measured in the same run (``python -m bench peers``).
-PEER_P99_MS = {"LitServe 0.2.19": 325.0, "TorchServe 0.12": 497.0, "hand-written FastAPI": 686.0}
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -200,84 +196,3 @@ def stages_table(cells: list[Cell]) -> str:
         ],
         rows,
     )
-
-
-def goals_table(
-    service: list[Cell],
-    baseline: list[Cell],
-    peers: list[Cell],
-    costs: list[Cell],
-    reference: Reference,
-) -> str:
-    def find(cells: list[Cell], load: str, name: str = "/predict") -> Cell | None:
-        return next((c for c in cells if c.load == load and c.scenario.name == name), None)
-
-    rows = []
-    for load in ("c=32", "c=64"):
-        cell = find(service, load)
-        if cell:
-            ratio = cell.throughput / reference.best_images_per_s
-            best_run = cell.throughput_range[1]
-            rows.append(
-                [
-                    f"throughput at {load} >= 95 % of in-process best "
-                    f"({fmt(reference.best_images_per_s)} img/s, batch "
-                    f"{reference.best_batch})",
-                    f"median run {fmt(cell.throughput)} req/s = {fmt(100 * ratio, 0)} % (best run "
-                    f"{fmt(100 * best_run / reference.best_images_per_s, 0)} %); compute alone in "
-                    f"the service: {fmt(1000 / cell.stage('inference_image_ms'))} img/s at mean "
-                    f"batch {fmt(cell.stage('batch_size'))}",
-                    verdict(ratio >= 0.95),
-                ]
-            )
-    cell = find(service, "c=1")
-    if cell:
-        ratio = cell.latency_ms(0.5) / reference.single_total_ms
-        rows.append(
-            [
-                f"c=1 p50 <= 1.1 x in-process 1 image incl. decode "
-                f"({fmt(reference.single_total_ms, 2)} ms)",
-                f"{fmt(cell.latency_ms(0.5), 2)} ms = {fmt(ratio, 2)} x",
-                verdict(ratio <= 1.1),
-            ]
-        )
-    cell = find(service, "c=32")
-    if cell:
-        rows.append(p99_goal_row(cell, find(baseline, "c=32"), find(peers, "c=32")))
-    for load in sorted({c.load for c in costs}):
-        plain, maps = find(costs, load), find(costs, load, "attention=true")
-        if plain and maps:
-            p50 = maps.latency_ms(0.5) / plain.latency_ms(0.5)
-            thr = plain.throughput / maps.throughput if maps.throughput else math.inf
-            rows.append(
-                [
-                    f"attention maps <= 1.3 x the plain request at {load}",
-                    f"p50 {fmt(p50, 2)} x, throughput cost {fmt(thr, 2)} x",
-                    verdict(max(p50, thr) <= 1.3),
-                ]
-            )
-    return table(["goal (issue 5)", "measured", "met?"], rows)
-
-
-def p99_goal_row(cell: Cell, base: Cell | None, litserve: Cell | None) -> list[str]:
-    """attnserve's p99 at c=32 against the peers measured in this run; against issue 5's best
-    quoted peer only while LitServe was not measured here (the quote is another run's)."""
-    p99 = cell.latency_ms(0.99)
-    here = [c for c in (litserve, base) if c]
-    measured = "; ".join(f"{c.server} here {fmt(c.latency_ms(0.99))} ms" for c in here)
-    quoted = "issue 5: LitServe 325, TorchServe 497, FastAPI 577-686"
-    met = all(p99 <= c.latency_ms(0.99) for c in here)
-    if litserve:
-        goal = "p99 at c=32 <= the peers' p99 measured in this run (LitServe, baseline)"
-        ratio = f" = {fmt(p99 / litserve.latency_ms(0.99), 2)} x {litserve.server}'s"
-    else:
-        best_peer = min(PEER_P99_MS.values())
-        goal = f"p99 at c=32 <= peers' p99 (best peer in issue 5: {fmt(best_peer, 0)} ms)"
-        ratio = ""
-        met = met and p99 <= best_peer
-    context = "; ".join(part for part in (measured, quoted) if part)
-    return [goal, f"{fmt(p99)} ms{ratio} ({context})", verdict(met)]
-
-
-def verdict(met: bool) -> str:
-    return "yes" if met else "**no**"

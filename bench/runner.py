@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 import uvicorn
 
-from bench import fixtures, limit, report, scenarios, servers
+from bench import fixtures, goals, limit, report, scenarios, servers
 from bench.config import BenchConfig
+from bench.loadgen import HttpRequest
 from bench.machine import Machine
-from bench.scenarios import Load, grpc_infer, predict, v2_infer
+from bench.peers import PEERS, Peer
+from bench.scenarios import Load, Scenario, grpc_infer, predict, v2_infer
 from models.repository.layout import model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PEERS_SKIPPED = "LitServe not measured: run `make bench` or create .venv-peers, see README."
 
 
 def log(message: str) -> None:
@@ -128,31 +129,51 @@ def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes, grpc_port: int)
     ]
 
 
+def peers_skipped(missing: list[Peer]) -> str | None:
+    """The line that says which peers did not run, and how to get them."""
+    if not missing:
+        return None
+    venvs = ", ".join(str(peer.venv.name) for peer in missing)
+    names = ", ".join(peer.name for peer in missing)
+    return f"{names} not measured: run `make bench` or `make peers` ({venvs}), see README."
+
+
+def peer_plan(config: BenchConfig, peer: Peer, jpeg: bytes) -> list:
+    """The /predict rows of the service, sent to the peer's own path."""
+    request = Scenario(
+        "/predict", config.target, "predict",
+        HttpRequest("POST", peer.path, jpeg, (("Content-Type", "image/jpeg"),)),
+    )  # fmt: skip
+    loads = config.peer_concurrencies
+    return [(request, Load(concurrency=c), repeats_for(config, c)) for c in loads]
+
+
 def part_peers(
     config: BenchConfig, model_dir: Path, work: Path, jpeg: bytes, limits: tuple
 ) -> tuple[list[scenarios.Cell], str | None]:
-    """LitServe, from its own venv; without one, no rows and the line that says why."""
-    if servers.peers_python() is None:
-        log(f"# part 3: {PEERS_SKIPPED}")
-        return [], PEERS_SKIPPED
-    log("# part 3: LitServe under load")
-    with servers.litserve(model_dir, work) as server:
-        plan = closed_plan(config, jpeg, config.peer_concurrencies)
-        return scenarios.run_cells(server, plan, *limits, False, log), None
+    """Every installed peer, one at a time; the missing ones named in the returned line."""
+    cells: list[scenarios.Cell] = []
+    for peer in PEERS:
+        if not peer.installed():
+            continue
+        log(f"# part 3: {peer.label()} under load")
+        with peer.serve(model_dir, work) as server:
+            cells += scenarios.run_cells(server, peer_plan(config, peer, jpeg), *limits, False, log)
+    note = peers_skipped([peer for peer in PEERS if not peer.installed()])
+    if note:
+        log(f"# part 3: {note}")
+    return cells, note
 
 
-def peers_row(config: BenchConfig) -> tuple[str, str]:
-    litserve = servers.peer_version("litserve")
-    if litserve is None:
-        return ("peer", "LitServe: not installed (no .venv-peers)")
-    return (
-        "peer",
-        f"LitServe {litserve} (bench/litserve_app.py) in .venv-peers: uvicorn "
-        f"{servers.peer_version('uvicorn')} with LitServe's own uvloop and httptools, 1 API "
-        f"server + 1 inference worker process, max_batch_size {servers.LITSERVE_MAX_BATCH_SIZE}, "
-        f"batch_timeout {1000 * servers.LITSERVE_BATCH_TIMEOUT_S:g} ms; c in "
-        f"{config.peer_concurrencies}",
-    )
+def peers_rows(config: BenchConfig) -> list[tuple[str, str]]:
+    rows = []
+    for peer in PEERS:
+        if not peer.installed():
+            rows.append(("peer", f"{peer.name}: not installed (no {peer.venv.name})"))
+            continue
+        rows.append(("peer", f"{peer.label()} in {peer.venv.name}: {peer.setup}; "
+                             f"c in {config.peer_concurrencies}"))  # fmt: skip
+    return rows
 
 
 def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rate: float) -> list:
@@ -174,7 +195,7 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
         ),
         ("server environment", ", ".join(f"{k}={v}" for k, v in sorted(env.items()))),
         ("HTTP server", f"uvicorn {uvicorn.__version__}, defaults ({uvicorn_stack()}), 1 process"),
-        peers_row(config),
+        *peers_rows(config),
         (
             "load generator",
             "bench/loadgen.py: raw asyncio HTTP/1.1 keep-alive, in the bench process, same machine",
@@ -297,5 +318,5 @@ def result_sections(
             report.stages_table(service + costs),
         ]
     if reference.best_batch and (service or costs):
-        sections += ["## Goals", report.goals_table(service, base, peers, costs, reference)]
+        sections += ["## Goals", goals.goals_table(service, base, peers, costs, reference)]
     return sections

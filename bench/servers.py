@@ -25,11 +25,6 @@ START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
 GROUP_STOP_TIMEOUT_S = 10.0
 TORCH_THREADS = 2
-# The LitServe peer as issue 5 quotes it ("batch 8 / 5 ms"), passed to bench/litserve_app.py.
-LITSERVE_MAX_BATCH_SIZE = 8
-LITSERVE_BATCH_TIMEOUT_S = 0.005
-# The peers' own venv (``make peers``), kept apart from the project's: see bench/litserve_app.py.
-PEERS_VENV = ROOT / ".venv-peers"
 
 
 def free_port() -> int:
@@ -62,16 +57,6 @@ def stop_group(pgid: int, timeout_s: float = GROUP_STOP_TIMEOUT_S) -> None:
                 time.sleep(0.05)
         except ProcessLookupError:
             return
-
-
-def peer_version(package: str) -> str | None:
-    """The version of ``package`` in the peers' venv, read from its metadata, or None."""
-    pattern = f"lib/python*/site-packages/{package}-*.dist-info/METADATA"
-    for metadata in sorted(PEERS_VENV.glob(pattern)):
-        for line in metadata.read_text().splitlines():
-            if line.startswith("Version: "):
-                return line.removeprefix("Version: ").strip()
-    return None
 
 
 @dataclass
@@ -122,7 +107,7 @@ class ServerProcess:
 
 
 @contextmanager
-def _running(
+def running(
     name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path, ready_path: str
 ) -> Iterator[ServerProcess]:
     log_path = log_dir / f"{name.replace(' ', '-')}-{port}.log"
@@ -164,7 +149,7 @@ def attnserve(
         "cpu",
     ]
     env = {"ATTNSERVE_NUM_THREADS": str(TORCH_THREADS), **(extra_env or {})}
-    with _running("attnserve", command, env, port, log_dir, "/readyz") as server:
+    with running("attnserve", command, env, port, log_dir, "/readyz") as server:
         yield server
 
 
@@ -185,40 +170,10 @@ def baseline(model_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
         "--log-level",
         "warning",
     ]
-    with _running("baseline", command, peer_env(model_dir), port, log_dir, "/healthz") as server:
+    with running("baseline", command, peer_env(model_dir), port, log_dir, "/healthz") as server:
         yield server
 
 
 def peer_env(model_dir: Path) -> dict[str, str]:
     """What ``bench/classifier.py`` reads: the model and the torch threads, as for attnserve."""
     return {"BENCH_BASELINE_MODEL_DIR": str(model_dir), "BENCH_TORCH_THREADS": str(TORCH_THREADS)}
-
-
-def peers_python() -> Path | None:
-    """The peers' interpreter, or None while ``make peers`` has not created their venv."""
-    python = PEERS_VENV / "bin" / "python"
-    return python if python.exists() else None
-
-
-@contextmanager
-def litserve(model_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
-    """``bench/litserve_app.py`` in the peers' venv; ready when its inference worker has run
-    ``setup`` (LitServe's ``/health``)."""
-    python = peers_python()
-    if python is None:
-        raise FileNotFoundError(f"no {PEERS_VENV}: run `make peers`")
-    port = free_port()
-    command = [
-        str(python),
-        "-m",
-        "bench.litserve_app",
-        "--port",
-        str(port),
-        "--max-batch-size",
-        str(LITSERVE_MAX_BATCH_SIZE),
-        "--batch-timeout-s",
-        str(LITSERVE_BATCH_TIMEOUT_S),
-    ]
-    name = f"litserve {peer_version('litserve') or '?'}"
-    with _running(name, command, peer_env(model_dir), port, log_dir, "/health") as server:
-        yield server

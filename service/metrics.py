@@ -90,8 +90,27 @@ class Metrics:
             registry=registry,
         )
 
-    def observer(self, model: str) -> BatcherMetrics:
-        return BatcherMetrics(self, model)
+        self.batch_cost = Gauge(
+            "attnserve_batch_cost_seconds",
+            "Fitted forward-pass time t(n) = slope * n + intercept (target_latency_ms models).",
+            ["model", "maps", "term"],
+            registry=registry,
+        )
+        self.batch_size_cap = Gauge(
+            "attnserve_batch_size_cap",
+            "Largest batch target_latency_ms allows now (target_latency_ms models).",
+            ["model", "maps"],
+            registry=registry,
+        )
+        self.torch_threads = Gauge(
+            "attnserve_torch_threads",
+            "torch intra-op threads: ATTNSERVE_NUM_THREADS, else the CPUs of the cgroup quota "
+            "and affinity mask.",
+            registry=registry,
+        )
+
+    def observer(self, model: str, with_maps: bool = False) -> BatcherMetrics:
+        return BatcherMetrics(self, model, with_maps)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -101,7 +120,7 @@ class BatcherMetrics:
     """One batcher's observer hooks, recorded under its model's label. A model has several
     batchers (with and without maps, per version), so the depth gauge moves by deltas."""
 
-    def __init__(self, metrics: Metrics, model: str) -> None:
+    def __init__(self, metrics: Metrics, model: str, with_maps: bool) -> None:
         self._last_depth = 0
         self._depth = metrics.queue_depth.labels(model)
         self._queue = metrics.queue_duration.labels(model)
@@ -109,6 +128,8 @@ class BatcherMetrics:
         self._batch = metrics.batch_size.labels(model)
         self._expired = metrics.expired.labels(model)
         self._dropped = metrics.dropped.labels(model)
+        # labelled on first use: only a model with target_latency_ms has these series
+        self._metrics, self._labels = metrics, (model, str(with_maps).lower())
 
     def queue_depth(self, depth: int) -> None:
         self._depth.inc(depth - self._last_depth)
@@ -126,3 +147,8 @@ class BatcherMetrics:
 
     def dropped(self) -> None:
         self._dropped.inc()
+
+    def sizing(self, slope_s: float, intercept_s: float, cap: int) -> None:
+        self._metrics.batch_cost.labels(*self._labels, "slope").set(slope_s)
+        self._metrics.batch_cost.labels(*self._labels, "intercept").set(intercept_s)
+        self._metrics.batch_size_cap.labels(*self._labels).set(cap)

@@ -40,10 +40,15 @@ class Settings(BaseSettings):
         default=0, ge=0, le=65535, description="gRPC (v2) port on the same host; 0: gRPC off"
     )
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
-    num_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0: torch's")
+    num_threads: int = Field(
+        default=0, ge=0, description="torch intra-op threads; 0: one per CPU of the quota"
+    )
 
     max_batch_size: int | None = Field(default=None, ge=1, le=1024)
     max_queue_delay_ms: float | None = Field(default=None, ge=0, le=10_000)
+    target_latency_ms: float | None = Field(
+        default=None, gt=0, le=60_000, description="p99 goal that caps batch sizes (per model)"
+    )
     max_queue_size: int = Field(default=256, ge=1)
     timeout_ms: float = Field(default=10_000, gt=0, description="default request deadline")
     preprocess_workers: int = Field(default=2, ge=1, description="decode/pre-process threads")
@@ -69,7 +74,8 @@ class Settings(BaseSettings):
     def batching_for(self, config: ModelConfig) -> BatchingSpec:
         """A model's batching: each value set here overrides the model's ``config.json``."""
         overrides = {"max_batch_size": self.max_batch_size,
-                     "max_queue_delay_ms": self.max_queue_delay_ms}  # fmt: skip
+                     "max_queue_delay_ms": self.max_queue_delay_ms,
+                     "target_latency_ms": self.target_latency_ms}  # fmt: skip
         return config.batching.model_copy(
             update={key: value for key, value in overrides.items() if value is not None}
         )

@@ -59,6 +59,9 @@ class BatchingSpec(StrictModel):
 
     max_batch_size: int = Field(default=16, ge=1, le=1024)
     max_queue_delay_ms: float = Field(default=5.0, ge=0, le=10_000)
+    # p99 goal for queue wait + compute: the batch size is then capped to what meets it,
+    # learnt from the model's own forward passes (service/engine/sizing.py); unset: fixed cap
+    target_latency_ms: float | None = Field(default=None, gt=0, le=60_000)
 
 
 class VersionInfo(StrictModel):

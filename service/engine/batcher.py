@@ -28,6 +28,7 @@ import torch
 from service.engine.queue import BatchObserver, DeadlineQueue, Disconnected, Item, NullObserver
 from service.engine.result import Result
 from service.engine.runtime import BatchRunner, run_items
+from service.engine.sizing import BatchSizer
 from service.errors import InferenceFailed, ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,16 @@ class DynamicBatcher:
         max_queue_size: int,
         observer: BatchObserver | None = None,
         worker_slots: asyncio.Semaphore | None = None,
+        target_latency_ms: float | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("max_batch_size and max_queue_size must be >= 1, the delay >= 0")
         self.runtime = runtime
         self.with_maps = with_maps
-        self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_ms / 1000
         self.max_queue_size = max_queue_size
+        # the batch-size cap: max_batch_size, or what target_latency_ms allows (sizing.py)
+        self.sizer = BatchSizer(max_batch_size, target_latency_ms, max_queue_delay_ms)
         self.observer: BatchObserver = observer or NullObserver()
         # One batch per runtime in compute at a time, across its with- and without-maps batchers.
         self.worker_slots = worker_slots or asyncio.Semaphore(1)
@@ -168,7 +171,7 @@ class DynamicBatcher:
                 await self.worker_slots.acquire()  # the next batch accumulates meanwhile
                 try:
                     await self._wait_for_incoming()
-                    batch = self._queue.take(self.max_batch_size)
+                    batch = self._queue.take(self.sizer.cap())
                 except BaseException:
                     self.worker_slots.release()
                     raise
@@ -206,7 +209,7 @@ class DynamicBatcher:
             timeout = until - time.monotonic()
             if self._stopping or not self._incoming or timeout <= 0:
                 return
-            if len(self._queue) >= self.max_batch_size:
+            if len(self._queue) >= self.sizer.cap():
                 return
             await self._sleep_until_woken(timeout)
 
@@ -241,6 +244,10 @@ class DynamicBatcher:
             item.future.set_result(replace(out, queue_ms=queue_ms, inference_ms=elapsed * 1000))
         for size, seconds in runs:
             self._queue.notify(self.observer.batch, size, seconds)
+            self.sizer.observe(size, seconds)
+        fit = self.sizer.cost.fit() if self.sizer.adaptive else None
+        if fit is not None:
+            self._queue.notify(self.observer.sizing, *fit, self.sizer.cap())
 
     def _settle(self, task: asyncio.Task[None], batch: list[Item]) -> None:
         """Free the worker slot and make sure every item of the batch got an answer."""

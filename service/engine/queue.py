@@ -37,6 +37,8 @@ class BatchObserver(Protocol):
     def batch(self, size: int, inference_s: float) -> None: ...  # per forward pass that succeeds
     def expired(self) -> None: ...  # per item whose deadline passed while queued
     def dropped(self) -> None: ...  # per item whose client went away while queued
+    # the fitted t(n) = a * n + b and the batch-size cap (a model with target_latency_ms)
+    def sizing(self, slope_s: float, intercept_s: float, cap: int) -> None: ...
 
 
 class NullObserver:
@@ -45,6 +47,7 @@ class NullObserver:
     def batch(self, size: int, inference_s: float) -> None: ...
     def expired(self) -> None: ...
     def dropped(self) -> None: ...
+    def sizing(self, slope_s: float, intercept_s: float, cap: int) -> None: ...
 
 
 @dataclass(eq=False)  # identity equality: ``deque.remove`` must never compare tensors

@@ -201,8 +201,9 @@ class ModelStore:
                 max_batch_size=batching.max_batch_size,
                 max_queue_delay_ms=batching.max_queue_delay_ms,
                 max_queue_size=self.settings.max_queue_size,
-                observer=self.metrics.observer(config.name),
+                observer=self.metrics.observer(config.name, with_maps),
                 worker_slots=worker_slot,
+                target_latency_ms=batching.target_latency_ms,
             )
             await batcher.start()
             loaded.batchers[with_maps] = batcher

@@ -19,6 +19,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.cpu_quota import default_threads
 from service.engine.pipeline import Pipeline
 from service.engine.runtime import resolve_device
 from service.engine.store import ModelStore
@@ -36,8 +37,9 @@ from service.state import AppState
 def create_app(settings: Settings, repo: Path) -> FastAPI:
     metrics = Metrics()
     device = resolve_device(settings.device)
-    if settings.num_threads:
-        torch.set_num_threads(settings.num_threads)
+    threads = settings.num_threads or default_threads()
+    torch.set_num_threads(threads)
+    metrics.torch_threads.set(threads)
     store = ModelStore(repo, settings, metrics, device)
     state = AppState(
         settings=settings,

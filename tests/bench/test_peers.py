@@ -1,6 +1,6 @@
-"""The peers' shared pieces, none of which needs ``.venv-peers``: the classifier code every peer
-runs, the process-group cleanup that stops LitServe's workers, the p99 goal against a measured
-LitServe, and the report's line when LitServe is absent."""
+"""The peers' shared pieces, none of which needs a peer's venv: the classifier code every peer
+runs, the process-group cleanup that stops their workers, the goals judged against the peers
+measured in the run, and the report's line when a peer is absent."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import runner, servers
+from bench import peers, runner, servers
 from bench.classifier import TOP_K, Classifier
 from bench.config import BenchConfig
 from bench.fixtures import synthetic_jpeg
+from bench.goals import p99_goal_row, saturation_rows
 from bench.loadgen import RunResult
 from bench.machine import group_pids
-from bench.report import Reference, p99_goal_row
+from bench.report import Reference
 from bench.scenarios import Cell, predict
 from models.repository.config import InputSpec, ModelConfig
 
@@ -69,30 +70,48 @@ def test_stop_group_leaves_no_process_of_the_group_behind() -> None:
     assert group_pids(leader.pid) == []
 
 
-def test_without_the_peers_venv_litserve_is_skipped_with_one_line(
+def test_without_their_venvs_the_peers_are_skipped_with_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(servers, "PEERS_VENV", tmp_path / "absent")
+    monkeypatch.setattr(peers.Peer, "venv", property(lambda peer: tmp_path / peer.package))
     config = BenchConfig()
     cells, note = runner.part_peers(config, tmp_path, tmp_path, b"", (1.0, 0.5, 10))
-    assert cells == [] and note == runner.PEERS_SKIPPED
-    assert "LitServe: not installed" in runner.peers_row(config)[1]
+    assert cells == [] and note is not None
+    assert note.startswith("LitServe, mosec, TorchServe not measured: run `make bench`")
+    rows = runner.peers_rows(config)
+    assert [row[1].split(":")[0] for row in rows] == ["LitServe", "mosec", "TorchServe"]
+    assert all("not installed" in row[1] for row in rows)
     text = "\n\n".join(runner.result_sections([], [], [], [], Reference(), note))
-    assert "## 2-3." in text
-    assert "LitServe not measured: run `make bench` or create .venv-peers, see README" in text
+    assert "## 2-3." in text and note in text
 
 
-def cell_at_c32(server: str, p99_ms: float) -> Cell:
-    run = RunResult("closed c=32", 1.0, latencies_s=[p99_ms / 1000] * 10)
-    return Cell(server, predict("m", b""), "c=32", runs=[run], server_cpu_s=[0.0])
+def test_every_peer_has_its_own_venv_and_path() -> None:
+    assert len({peer.venv for peer in peers.PEERS}) == len(peers.PEERS) == 3
+    assert {peer.path for peer in peers.PEERS} == {"/predict", "/predictions/classifier"}
 
 
-def test_p99_goal_is_judged_against_litserve_when_it_ran_here() -> None:
-    ours, base = cell_at_c32("attnserve", 390.0), cell_at_c32("baseline", 660.0)
-    goal, measured, met = p99_goal_row(ours, base, cell_at_c32("litserve 0.2.19", 400.0))
-    assert met == "yes"  # above issue 5's quoted 325 ms, but that is another run's figure
+def cell(server: str, load: str, p99_ms: float, requests: int = 10) -> Cell:
+    run = RunResult(f"closed {load}", 1.0, latencies_s=[p99_ms / 1000] * requests)
+    return Cell(server, predict("m", b""), load, runs=[run], server_cpu_s=[0.0])
+
+
+def test_p99_goal_is_judged_against_every_server_that_ran_here() -> None:
+    ours, base = cell("attnserve", "c=32", 390.0), cell("baseline", "c=32", 660.0)
+    goal, measured, met = p99_goal_row(ours, [cell("mosec 0.9.8", "c=32", 400.0), base])
+    assert met == "yes"  # above issue 12's quoted 360 ms, but that is another run's figure
     assert "measured in this run" in goal
-    assert "litserve 0.2.19 here 400.0 ms" in measured and "baseline here 660.0 ms" in measured
-    assert "0.97 x litserve 0.2.19's" in measured
-    assert p99_goal_row(ours, base, cell_at_c32("litserve 0.2.19", 380.0))[2] == "**no**"
-    assert p99_goal_row(ours, base, None)[2] == "**no**"  # no LitServe here: the quoted 325 ms
+    assert "mosec 0.9.8 400.0 ms" in measured and "baseline 660.0 ms" in measured
+    assert p99_goal_row(ours, [cell("mosec 0.9.8", "c=32", 380.0), base])[2] == "**no**"
+    assert p99_goal_row(ours, [cell("mosec 0.9.8", "c=64", 500.0)])[2] == "**no**"  # quoted 360
+
+
+def test_saturation_is_judged_against_the_best_peer_at_the_same_load() -> None:
+    reference = Reference(best_images_per_s=20.0, best_batch=16, single_total_ms=5.0)
+    ours = cell("attnserve", "c=64", 100.0, requests=23)  # 23 req/s
+    slow, fast = cell("LitServe", "c=64", 100.0, 15), cell("mosec", "c=64", 100.0, 20)
+    other_load = cell("TorchServe", "c=32", 100.0, 2)
+    rows = saturation_rows(ours, [slow, fast, other_load], reference)
+    assert rows[0][2] == "yes"  # 23 >= 0.9 x 20
+    assert rows[1][2] == "yes" and "1.15 x mosec" in rows[1][1] and "TorchServe" not in rows[1][1]
+    assert saturation_rows(ours, [cell("mosec", "c=64", 100.0, 21)], reference)[1][2] == "**no**"
+    assert saturation_rows(ours, [], reference)[1][2] == "**no**"

@@ -162,6 +162,18 @@ def substitutions(work: Path, stack: ExitStack, env: dict[str, str]) -> dict[str
 
 
 @contextmanager
+def built_image(work: Path) -> Iterator[Stack]:
+    """``attnserve:latest`` built as the live stack builds it, for tests that run the image on
+    its own (``docker run``). The layers are shared with the stack's build, so whichever runs
+    second takes seconds."""
+    env = require_engine()
+    with ExitStack() as resources:
+        stack = Stack(env={**env, **substitutions(work, resources, env)})
+        stack.compose("build", "attnserve", timeout=BUILD_TIMEOUT_S)
+        yield stack
+
+
+@contextmanager
 def live_stack(work: Path) -> Iterator[Live]:
     """The stack up and healthy; always ``docker compose down -v`` afterwards."""
     env = require_engine()

@@ -98,6 +98,7 @@ class RecordingObserver:
     depths: list[int] = field(default_factory=list)
     queue_waits: list[float] = field(default_factory=list)
     batches: list[tuple[int, float]] = field(default_factory=list)
+    sizings: list[tuple[float, float, int]] = field(default_factory=list)
     expirations: int = 0
     drops: int = 0
 
@@ -115,6 +116,9 @@ class RecordingObserver:
 
     def dropped(self) -> None:
         self.drops += 1
+
+    def sizing(self, slope_s: float, intercept_s: float, cap: int) -> None:
+        self.sizings.append((slope_s, intercept_s, cap))
 
 
 def make_batcher(runtime: Any, **options: Any) -> DynamicBatcher:

@@ -1,0 +1,94 @@
+"""SLO-adaptive batch sizes: a model that declares ``target_latency_ms`` (its p99 goal) gets
+the largest batch whose worst case still meets it, learnt from its own forward passes.
+
+A fixed ``max_batch_size`` trades latency for throughput once, for every load. Under a
+closed loop, the unluckiest image arrives just after a batch of n started: it waits for that
+batch, then for the assembly delay, then computes in a batch of n itself, so its time in the
+engine is ``2 * t(n) + delay``. With ``t(n) = a * n + b`` fitted online, the cap is the
+largest n for which that stays within the target, never more than ``max_batch_size`` and
+never less than 1. Load still sets the batch size below the cap (a lone request runs alone),
+so batches grow as load rises, up to the cap the target allows.
+
+The fit is robust to noise: each batch size keeps the median of its last few forward passes
+(a GC pause or a preempted thread moves no median), and the line goes through those medians,
+weighted by how often each size ran. Until two sizes have run, the model is proportional
+(``b = 0``, ``a = t(n) / n``): that over-estimates larger batches, so the cap starts low and
+rises as larger batches are observed, and it never rises past twice the largest batch
+measured so far, so a noisy line through small batches cannot send it far past the target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from statistics import median
+
+WINDOW = 16  # forward passes remembered per batch size
+
+
+class BatchCost:
+    """``t(n) = a * n + b`` in seconds, fitted from observed (batch size, seconds) pairs."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self._window = window
+        self._times: dict[int, deque[float]] = {}
+
+    def observe(self, size: int, seconds: float) -> None:
+        self._times.setdefault(size, deque(maxlen=self._window)).append(seconds)
+
+    def largest_size(self) -> int:
+        return max(self._times, default=0)
+
+    def fit(self) -> tuple[float, float] | None:
+        """(a, b), both >= 0; None before the first observation."""
+        points = [(n, median(times), len(times)) for n, times in self._times.items()]
+        if not points:
+            return None
+        weight = sum(w for _, _, w in points)
+        mean_n = sum(n * w for n, _, w in points) / weight
+        mean_t = sum(t * w for _, t, w in points) / weight
+        spread = sum(w * (n - mean_n) ** 2 for n, _, w in points)
+        if spread > 0:
+            slope = sum(w * (n - mean_n) * (t - mean_t) for n, t, w in points) / spread
+            intercept = mean_t - slope * mean_n
+            if slope > 0 and intercept >= 0:
+                return slope, intercept
+        # one size only, or noise that makes larger batches look free or the line start below
+        # zero: proportional through the medians (least squares with b = 0), an upper bound
+        slope = sum(w * n * t for n, t, w in points) / sum(w * n * n for n, _, w in points)
+        return slope, 0.0
+
+
+class BatchSizer:
+    """The batch-size cap for one batcher: ``max_batch_size`` without a target, else the
+    largest n with ``2 * t(n) + delay <= target`` (see the module docstring)."""
+
+    def __init__(
+        self, max_batch_size: int, target_latency_ms: float | None, max_queue_delay_ms: float
+    ) -> None:
+        self.max_batch_size = max_batch_size
+        self.target_s = None if target_latency_ms is None else target_latency_ms / 1000
+        self.delay_s = max_queue_delay_ms / 1000
+        self.cost = BatchCost()
+
+    @property
+    def adaptive(self) -> bool:
+        return self.target_s is not None
+
+    def observe(self, size: int, seconds: float) -> None:
+        if self.adaptive:
+            self.cost.observe(size, seconds)
+
+    def cap(self) -> int:
+        if self.target_s is None:
+            return self.max_batch_size
+        fit = self.cost.fit()
+        if fit is None:
+            return 1  # nothing measured yet: one image, whose time is the first observation
+        slope, intercept = fit
+        budget = (self.target_s - self.delay_s) / 2 - intercept
+        largest = math.floor(budget / slope) if slope > 0 else self.max_batch_size
+        # at most twice the largest size measured: a line through a few small batches is too
+        # noisy to extrapolate far, so the cap explores upwards by doubling
+        explored = 2 * self.cost.largest_size()
+        return max(1, min(self.max_batch_size, largest, explored))

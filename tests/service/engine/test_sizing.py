@@ -1,0 +1,115 @@
+"""SLO-adaptive batch sizes: the online fit of t(n) = a * n + b, the cap a latency target
+allows, and a batcher that honours it under a flood (where a fixed cap does not)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from torch import Tensor
+
+from service.engine.sizing import BatchCost, BatchSizer
+from tests.service.engine.batching import (
+    FakeRuntime,
+    RecordingObserver,
+    image,
+    make_batcher,
+    run,
+    soon,
+)
+
+SLOPE, INTERCEPT = 0.002, 0.004  # seconds per image, seconds per batch
+
+
+def true_cost(size: int) -> float:
+    return SLOPE * size + INTERCEPT
+
+
+def test_the_fit_recovers_the_line_through_noise_and_outliers() -> None:
+    rng = random.Random(3)
+    cost = BatchCost()
+    for _ in range(400):
+        size = rng.choice([1, 2, 4, 8, 16])
+        noise = rng.uniform(0.95, 1.05) * (10 if rng.random() < 0.1 else 1)  # 10 % stalls
+        cost.observe(size, true_cost(size) * noise)
+    slope, intercept = cost.fit() or (0.0, 0.0)
+    assert slope == pytest.approx(SLOPE, rel=0.1)
+    assert intercept == pytest.approx(INTERCEPT, rel=0.25)
+
+
+def test_one_size_or_a_falling_line_gives_the_proportional_upper_bound() -> None:
+    cost = BatchCost()
+    assert cost.fit() is None
+    cost.observe(4, 0.012)
+    assert cost.fit() == pytest.approx((0.003, 0.0))
+    cost.observe(8, 0.010)  # noise: the larger batch looked cheaper
+    slope, intercept = cost.fit() or (0.0, 0.0)
+    assert slope > 0 and intercept == 0.0
+    assert slope * 8 >= 0.010 * 0.99  # never predicts the larger batch far below what it took
+
+
+def test_without_a_target_the_cap_is_max_batch_size() -> None:
+    sizer = BatchSizer(16, None, 5.0)
+    sizer.observe(16, 10.0)
+    assert sizer.cap() == 16 and not sizer.adaptive
+
+
+def test_the_cap_rises_from_one_to_what_the_target_allows_and_never_overshoots() -> None:
+    # budget (50 ms - 5 ms) / 2 = 22.5 ms per batch: 0.002 n + 0.004 <= 0.0225 -> n <= 9
+    sizer = BatchSizer(64, 50.0, 5.0)
+    caps = []
+    for _ in range(10):
+        cap = sizer.cap()
+        caps.append(cap)
+        sizer.observe(cap, true_cost(cap))
+    assert caps[0] == 1 and caps[-1] == 9
+    assert caps == sorted(caps) and max(caps) <= 9
+
+
+@pytest.mark.parametrize(("target_ms", "cap"), [(1.0, 1), (10_000.0, 8)])
+def test_the_cap_stays_within_one_and_max_batch_size(target_ms: float, cap: int) -> None:
+    sizer = BatchSizer(8, target_ms, 5.0)
+    for size in (1, 2, 4):
+        sizer.observe(size, true_cost(size))
+    assert sizer.cap() == cap
+
+
+class CostlyRuntime(FakeRuntime):
+    """A fake whose forward pass sleeps t(n) = SLOPE * n + INTERCEPT."""
+
+    def run_batch(self, batch: Tensor, with_maps: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        time.sleep(true_cost(len(batch)))
+        return super().run_batch(batch, with_maps)
+
+
+def flood(target_latency_ms: float | None) -> tuple[list[int], RecordingObserver]:
+    """60 images at once into a batcher capped at 32; the batch sizes it ran."""
+
+    async def scenario() -> tuple[list[int], RecordingObserver]:
+        fake, observer = CostlyRuntime(), RecordingObserver()
+        batcher = make_batcher(
+            fake,
+            max_batch_size=32,
+            max_queue_size=64,
+            observer=observer,
+            target_latency_ms=target_latency_ms,
+        )
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(image(i), soon(4)) for i in range(1, 61)))
+        await batcher.stop(1.0)
+        return fake.sizes(), observer
+
+    return run(scenario())
+
+
+def test_a_flood_runs_batches_no_larger_than_the_target_allows() -> None:
+    # budget (40 ms - 5 ms) / 2 = 17.5 ms: 0.002 n + 0.004 <= 0.0175 -> n <= 6
+    # (timer noise on a busy machine may let one exploring batch pass it by one or two)
+    sizes, observer = flood(40.0)
+    assert 1 < max(sizes) <= 8 and sum(size > 6 for size in sizes) <= 1, sizes
+    slope, _, cap = observer.sizings[-1]
+    assert slope == pytest.approx(SLOPE, rel=0.5) and 4 <= cap <= 6
+    fixed, _ = flood(None)  # the broken copy: the target ignored, a fixed cap of 32
+    assert max(fixed) > 8, fixed
