@@ -12,6 +12,7 @@ from service.errors import (
     InferenceFailed,
     InvalidImage,
     InvalidParameter,
+    NonFiniteOutput,
     NotFound,
     PayloadTooLarge,
     ServiceError,
@@ -25,6 +26,8 @@ STATUS_CODES: dict[str, StatusCode] = {
     InvalidImage.code: StatusCode.INVALID_ARGUMENT,
     InvalidParameter.code: StatusCode.INVALID_ARGUMENT,
     UnsupportedMediaType.code: StatusCode.INVALID_ARGUMENT,
+    # the input overflowed the model (422 over HTTP): the client must change it
+    NonFiniteOutput.code: StatusCode.INVALID_ARGUMENT,
     Unauthorized.code: StatusCode.UNAUTHENTICATED,
     NotFound.code: StatusCode.NOT_FOUND,
     # what grpc itself answers for a message over the receive limit

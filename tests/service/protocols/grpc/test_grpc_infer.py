@@ -9,6 +9,7 @@ import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from models.demo.shapes import generate_batch
+from service.metrics import UNKNOWN_MODEL
 from tests.service.images import encode
 from tests.service.protocols.grpc.conftest import GrpcServer
 
@@ -151,7 +152,7 @@ def test_grpc_requests_are_counted_under_their_own_endpoint(grpc_demo: GrpcServe
     before = server.metric("attnserve_requests_total", **labels)
     grpc_demo.grpc().infer(CLASSIFIER, [grpc_fp32(demo_inputs(6, 1))])
     assert server.metric("attnserve_requests_total", **labels) == before + 1
-    missing = {"model": "unknown", "endpoint": "grpc_infer", "status": "404"}
+    missing = {"model": UNKNOWN_MODEL, "endpoint": "grpc_infer", "status": "404"}
     before_missing = server.metric("attnserve_requests_total", **missing)
     with pytest.raises(grpcclient.InferenceServerException):
         grpc_demo.grpc().infer("no-such-model", [grpc_fp32(demo_inputs(6, 1))])
