@@ -35,9 +35,13 @@ MB = 1024 * 1024
 #: threads. An idle demo server measured 424 MiB RSS (438 MiB after warm-up requests, 443 MiB
 #: peak, torch 2.13 CPU); the rest covers request bodies read before admission.
 PROCESS_SHARE_MB = 512
-#: Decoding holds, at worst, the decoded frame and its conversions at once: 16-bit grey is
-#: 2 bytes + float32 4 + uint8 1 + RGB 3; RGBA composited over white is 4 + 4 + 3.
-DECODE_BYTES_PER_PIXEL = 12
+#: Decoding holds the frame as Pillow stores it (:data:`SOURCE_BYTES_PER_PIXEL`), then, at
+#: worst, two 4-byte-a-pixel frames at once (Pillow keeps RGB as RGBX): the RGB conversion and
+#: an EXIF transpose or the white background an alpha channel is composited over.
+CONVERSION_BYTES_PER_PIXEL = 8
+#: Bytes a pixel of the modes Pillow stores in one; every other mode takes four (16-bit grey
+#: is 2, but its conversion makes a float32 copy of it).
+SOURCE_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1}
 #: The mask (one byte a pixel), its PNG encoder's buffer (about as much) and two float32
 #: tiles of class scores (:data:`MASK_TILE_ELEMENTS`).
 MASK_BYTES_PER_PIXEL = 2
@@ -59,15 +63,20 @@ def budget_bytes(setting_mb: int | None, limit: int | None = None) -> int:
     return max(MB, limit - PROCESS_SHARE_MB * MB)
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """Width x height from the image's header, without decoding; None when the header cannot
-    be read (the decoder then gives the client its 400)."""
+def header(data: bytes) -> tuple[int, str] | None:
+    """The image's pixels (width x height) and Pillow mode, from its header without decoding;
+    None when the header cannot be read (the decoder then gives the client its 400)."""
     try:
         with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
-            width, height = image.size
+            (width, height), mode = image.size, image.mode
     except Exception:
         return None
-    return width * height
+    return width * height, mode
+
+
+def mask_bytes(pixels: int) -> int:
+    """A segmenter's mask at ``pixels`` of the original size, while it is computed and encoded."""
+    return MASK_BYTES_PER_PIXEL * pixels + MASK_TILE_BYTES
 
 
 def tensor_bytes(config: ModelConfig, with_maps: bool) -> int:
@@ -86,11 +95,12 @@ def image_bytes(config: ModelConfig, with_maps: bool, data: bytes, max_pixels: i
     """The worst case of one encoded image: its bytes, its decode, the model's tensors and a
     segmenter's mask at the original size. An image over ``max_pixels`` counts its bytes alone:
     the decoder refuses it (413) before decoding."""
-    pixels = declared_pixels(data) or 0
+    pixels, mode = header(data) or (0, "")
     if pixels > max_pixels:
         return len(data)
-    mask = MASK_BYTES_PER_PIXEL * pixels + MASK_TILE_BYTES if config.task == "segmentation" else 0
-    return len(data) + DECODE_BYTES_PER_PIXEL * pixels + tensor_bytes(config, with_maps) + mask
+    per_pixel = SOURCE_BYTES_PER_PIXEL.get(mode, 4) + CONVERSION_BYTES_PER_PIXEL
+    mask = mask_bytes(pixels) if config.task == "segmentation" else 0
+    return len(data) + per_pixel * pixels + tensor_bytes(config, with_maps) + mask
 
 
 class MemoryBudget:

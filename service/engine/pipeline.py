@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -25,7 +25,13 @@ from prometheus_client import Gauge
 
 from models.repository.config import ModelConfig
 from service.engine.batcher import Reservation
-from service.engine.memory import MemoryBudget, budget_bytes, image_bytes, tensor_bytes
+from service.engine.memory import (
+    MemoryBudget,
+    budget_bytes,
+    image_bytes,
+    mask_bytes,
+    tensor_bytes,
+)
 from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.engine.result import Result
 from service.engine.store import LoadedVersion, ModelStore
@@ -142,6 +148,13 @@ class Pipeline:
         async with self.memory.reserve(nbytes, job.deadline, job.is_disconnected):
             with self._admit(job) as (loaded, reservation):
                 return await self._submit(job, loaded, reservation, tensor)
+
+    def encoding_mask(self, job: Job, result: Result) -> AbstractAsyncContextManager[None]:
+        """Memory for a segmenter's mask at the original size while a protocol encodes it:
+        that happens after the image's own reservation is given back."""
+        height, width = result.original_size or (0, 0)
+        nbytes = mask_bytes(height * width) if job.target.config.task == "segmentation" else 0
+        return self.memory.reserve(nbytes, job.deadline, job.is_disconnected)
 
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)

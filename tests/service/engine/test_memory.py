@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from models.repository.config import InputSpec, ModelConfig
 from service.engine.memory import (
-    DECODE_BYTES_PER_PIXEL,
+    CONVERSION_BYTES_PER_PIXEL,
     MASK_BYTES_PER_PIXEL,
     MASK_TILE_BYTES,
     MB,
@@ -68,12 +68,14 @@ def test_the_estimate_of_each_kind_of_image() -> None:
     assert tensor_bytes(CLASSIFIER, True) == TENSORS + 4 * 2 + 4 * (16 + 8)  # -1: the longer side
     assert tensor_bytes(SEGMENTER, False) == TENSORS + 4 * 2 * 64
     small, wide = solid((1, 2, 3), 20), bilevel_strip(100_000, 1)
+    # an RGB image: Pillow's 4 bytes a pixel, then its conversions
     assert image_bytes(CLASSIFIER, False, small, 10**6) == (
-        len(small) + DECODE_BYTES_PER_PIXEL * 400 + tensor_bytes(CLASSIFIER, False)
+        len(small) + (4 + CONVERSION_BYTES_PER_PIXEL) * 400 + tensor_bytes(CLASSIFIER, False)
     )
-    # a segmenter also pays for its mask at the original size: a wide strip is mostly mask
+    # a 1-bit strip is stored in one byte a pixel; a segmenter also pays for its mask at the
+    # original size
     assert image_bytes(SEGMENTER, False, wide, 10**6) == (
-        len(wide) + (DECODE_BYTES_PER_PIXEL + MASK_BYTES_PER_PIXEL) * 100_000
+        len(wide) + (1 + CONVERSION_BYTES_PER_PIXEL + MASK_BYTES_PER_PIXEL) * 100_000
         + MASK_TILE_BYTES + tensor_bytes(SEGMENTER, False)
     )  # fmt: skip
     # over the pixel limit: the decoder refuses it before decoding; no readable header: the
