@@ -42,11 +42,12 @@ CONVERSION_BYTES_PER_PIXEL = 8
 #: Bytes a pixel of the modes Pillow stores in one; every other mode takes four (16-bit grey
 #: is 2, but its conversion makes a float32 copy of it).
 SOURCE_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1}
-#: The mask (one byte a pixel), its PNG encoder's buffer (about as much) and two float32
-#: tiles of class scores (:data:`MASK_TILE_ELEMENTS`).
-MASK_BYTES_PER_PIXEL = 2
-MASK_TILE_BYTES = 2 * 4 * MASK_TILE_ELEMENTS
 FLOAT_BYTES = 4
+#: A mask at the original size, as measured for the README: about 5 bytes a pixel (the mask,
+#: the PNG encoder's buffers, the base64 text) and a fixed ~25 MB for the float32 tiles of
+#: class scores (:data:`MASK_TILE_ELEMENTS` each, a few alive at once).
+MASK_BYTES_PER_PIXEL = 5
+MASK_TILE_BYTES = 6 * FLOAT_BYTES * MASK_TILE_ELEMENTS
 #: How long an image waits for room before its client is told to retry.
 MAX_WAIT_S = 1.0
 RETRY_AFTER_S = 1
@@ -92,15 +93,16 @@ def tensor_bytes(config: ModelConfig, with_maps: bool) -> int:
 
 
 def image_bytes(config: ModelConfig, with_maps: bool, data: bytes, max_pixels: int) -> int:
-    """The worst case of one encoded image: its bytes, its decode, the model's tensors and a
-    segmenter's mask at the original size. An image over ``max_pixels`` counts its bytes alone:
-    the decoder refuses it (413) before decoding."""
+    """The worst case of one encoded image: its bytes, the model's tensors, and the larger of
+    its decode and a segmenter's mask at the original size (the decoded frame is gone before
+    the mask is built), so an image whose mask could never fit is refused before any work.
+    An image over ``max_pixels`` counts its bytes alone: the decoder refuses it (413)."""
     pixels, mode = header(data) or (0, "")
     if pixels > max_pixels:
         return len(data)
     per_pixel = SOURCE_BYTES_PER_PIXEL.get(mode, 4) + CONVERSION_BYTES_PER_PIXEL
     mask = mask_bytes(pixels) if config.task == "segmentation" else 0
-    return len(data) + per_pixel * pixels + tensor_bytes(config, with_maps) + mask
+    return len(data) + tensor_bytes(config, with_maps) + max(per_pixel * pixels, mask)
 
 
 class MemoryBudget:
