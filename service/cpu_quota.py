@@ -23,18 +23,18 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def cgroup_paths(proc_cgroup: str) -> tuple[str | None, str | None]:
-    """The process's cgroup path under v2 (``0::/path``) and under v1's ``cpu`` controller,
-    from the text of ``/proc/self/cgroup``."""
-    unified = cpu = None
+def cgroup_paths(proc_cgroup: str, controller: str = "cpu") -> tuple[str | None, str | None]:
+    """The process's cgroup path under v2 (``0::/path``) and under v1's ``controller``, from
+    the text of ``/proc/self/cgroup``."""
+    unified = v1 = None
     for line in proc_cgroup.splitlines():
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":
             unified = path
-        elif "cpu" in controllers.split(","):
-            cpu = path
-    return unified, cpu
+        elif controller in controllers.split(","):
+            v1 = path
+    return unified, v1
 
 
 def ancestors(root: Path, path: str) -> list[Path]:

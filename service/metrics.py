@@ -109,6 +109,16 @@ class Metrics:
             ["model", "maps"],
             registry=registry,
         )
+        self.memory_reserved = Gauge(
+            "attnserve_memory_reserved_bytes",
+            "Worst-case bytes reserved by the images in flight (ATTNSERVE_MEMORY_BUDGET_MB).",
+            registry=registry,
+        )
+        self.memory_budget = Gauge(
+            "attnserve_memory_budget_bytes",
+            "The memory budget admission enforces; 0: none.",
+            registry=registry,
+        )
         self.torch_threads = Gauge(
             "attnserve_torch_threads",
             "torch intra-op threads: ATTNSERVE_NUM_THREADS, else the CPUs of the cgroup quota "

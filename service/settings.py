@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_files_per_request: int = Field(default=64, ge=1)
+    memory_budget_mb: int | None = Field(
+        default=None,
+        ge=0,
+        description="worst-case MB of images in flight; unset: the cgroup limit less 512; 0: off",
+    )
 
     api_key: SecretStr | None = Field(default=None, description="enables management endpoints")
     drain_timeout_s: float = Field(default=30.0, ge=0)

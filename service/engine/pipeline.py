@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -25,6 +25,13 @@ from prometheus_client import Gauge
 
 from models.repository.config import ModelConfig
 from service.engine.batcher import Reservation
+from service.engine.memory import (
+    MemoryBudget,
+    budget_bytes,
+    image_bytes,
+    mask_bytes,
+    tensor_bytes,
+)
 from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.engine.result import Result
 from service.engine.store import LoadedVersion, ModelStore
@@ -89,6 +96,9 @@ class Pipeline:
             settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
         )
         self._backlog = DecodeBacklog(settings.max_queue_size, metrics.decode_backlog)
+        self.memory = MemoryBudget(
+            budget_bytes(settings.memory_budget_mb), metrics.memory_reserved, metrics.memory_budget
+        )
 
     def target(self, name: str | None, version: int | None) -> Target:
         """The named (default: the default model) version (default: the newest ready).
@@ -117,7 +127,13 @@ class Pipeline:
         self.draining = True
 
     async def run_image(self, job: Job, data: bytes) -> Result:
-        """Decode, pre-process and run one encoded image."""
+        """Decode, pre-process and run one encoded image, within the memory budget."""
+        config, max_pixels = job.target.config, self.settings.max_image_pixels
+        nbytes = image_bytes(config, job.with_maps, data, max_pixels)
+        async with self.memory.reserve(nbytes, job.deadline, job.is_disconnected):
+            return await self._run_image(job, data)
+
+    async def _run_image(self, job: Job, data: bytes) -> Result:
         with self._admit(job) as (loaded, reservation):
             started = time.perf_counter()
             tensor, size = await self._decode(job, data)
@@ -127,9 +143,18 @@ class Pipeline:
         return replace(result, preprocess_ms=preprocess_s * 1000, original_size=size)
 
     async def run_tensor(self, job: Job, tensor: torch.Tensor) -> Result:
-        """Run one image that is already the model's input (3, H, W)."""
-        with self._admit(job) as (loaded, reservation):
-            return await self._submit(job, loaded, reservation, tensor)
+        """Run one image that is already the model's input (3, H, W), within the budget."""
+        nbytes = tensor_bytes(job.target.config, job.with_maps)
+        async with self.memory.reserve(nbytes, job.deadline, job.is_disconnected):
+            with self._admit(job) as (loaded, reservation):
+                return await self._submit(job, loaded, reservation, tensor)
+
+    def encoding_mask(self, job: Job, result: Result) -> AbstractAsyncContextManager[None]:
+        """Memory for a segmenter's mask at the original size while a protocol encodes it:
+        that happens after the image's own reservation is given back."""
+        height, width = result.original_size or (0, 0)
+        nbytes = mask_bytes(height * width) if job.target.config.task == "segmentation" else 0
+        return self.memory.reserve(nbytes, job.deadline, job.is_disconnected)
 
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)

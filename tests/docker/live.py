@@ -33,6 +33,7 @@ UP_TIMEOUT_S = 600
 HEALTHY_TIMEOUT_S = 240
 FIRST_PREDICTION_TIMEOUT_S = 240
 POLL_S = 0.5
+READY_TIMEOUT_S = 180.0
 READYZ, LIVENESS = "/readyz', timeout=2)", "/healthz', timeout=2)"
 
 
@@ -48,6 +49,29 @@ class Live:
 
     def url(self, service: str = "attnserve", index: int = 1) -> str:
         return self.stack.url(service, index)
+
+
+@contextmanager
+def container(stack: Stack, name: str, *limits: str, env: dict[str, str] | None = None
+              ) -> Iterator[str]:  # fmt: skip
+    """The image running with ``limits``, published on 127.0.0.1; its URL once ready."""
+    variables = [f"--env={key}={value}" for key, value in (env or {}).items()]
+    stack.docker("rm", "--force", name, check=False)
+    stack.docker(
+        "run", "--detach", f"--name={name}", "--publish=127.0.0.1::8000", *limits, *variables,
+        IMAGE,
+    )  # fmt: skip
+    try:
+        port = stack.docker("port", name, "8000").stdout.splitlines()[0].rpartition(":")[2]
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while readyz(url) != 200:
+            logs = stack.docker("logs", "--tail", "20", name, check=False)
+            assert time.monotonic() < deadline, logs.stdout + logs.stderr
+            time.sleep(0.5)
+        yield url
+    finally:
+        stack.docker("rm", "--force", name, check=False)
 
 
 def quick_alert_rules(work: Path) -> Path:

@@ -15,18 +15,16 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.docker.live import IMAGE, built_image, predict, predict_images, readyz
+from tests.docker.live import IMAGE, built_image, container, predict, predict_images
 from tests.docker.stack import Stack
 
 pytestmark = pytest.mark.slow
 
-READY_TIMEOUT_S = 180.0
 REQUESTS = 40
 #: a demo classification takes a few milliseconds; throttled OpenMP barriers take hundreds
 PATHOLOGICAL_S = 0.25
@@ -43,29 +41,6 @@ class Served:
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with built_image(tmp_path_factory.mktemp("cpu-quota")) as stack:
         yield stack
-
-
-@contextmanager
-def container(stack: Stack, name: str, *limits: str, env: dict[str, str] | None = None
-              ) -> Iterator[str]:  # fmt: skip
-    """The image running with ``limits``, published on 127.0.0.1; its URL once ready."""
-    variables = [f"--env={key}={value}" for key, value in (env or {}).items()]
-    stack.docker("rm", "--force", name, check=False)
-    stack.docker(
-        "run", "--detach", f"--name={name}", "--publish=127.0.0.1::8000", *limits, *variables,
-        IMAGE,
-    )  # fmt: skip
-    try:
-        port = stack.docker("port", name, "8000").stdout.splitlines()[0].rpartition(":")[2]
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while readyz(url) != 200:
-            logs = stack.docker("logs", "--tail", "20", name, check=False)
-            assert time.monotonic() < deadline, logs.stdout + logs.stderr
-            time.sleep(0.5)
-        yield url
-    finally:
-        stack.docker("rm", "--force", name, check=False)
 
 
 def serve(stack: Stack, name: str, *limits: str, env: dict[str, str] | None = None) -> Served:

@@ -127,20 +127,20 @@ async def predict(
             raise outcome
     loop = asyncio.get_running_loop()
     total_ms = (time.perf_counter() - started) * 1000
-    results = await asyncio.gather(
-        *(
-            loop.run_in_executor(
+
+    async def encode(outcome: Result) -> ImageResult:
+        async with pipeline.encoding_mask(job, outcome):
+            return await loop.run_in_executor(
                 state.postprocess_pool,
                 build_result,
                 config,
-                o,
+                outcome,
                 top_k,
                 maps,
                 mask == "png",
                 total_ms,
             )
-            for o in outcomes
-        )
-    )
+
+    results = await asyncio.gather(*(encode(o) for o in outcomes))
     return PredictResponse(model=target.name, version=target.version, task=config.task,
                            results=list(results))  # fmt: skip
