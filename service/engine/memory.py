@@ -28,7 +28,6 @@ from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.errors import ClientDisconnected, DeadlineExceeded, PayloadTooLarge, Unavailable
 from service.imaging import SUPPORTED_FORMATS
 from service.memory_limit import cgroup_memory_limit
-from service.protocols.predict.encoding import MASK_TILE_ELEMENTS
 
 MB = 1024 * 1024
 #: What the process needs before any request: Python, torch, both demo models, the batchers'
@@ -43,6 +42,11 @@ CONVERSION_BYTES_PER_PIXEL = 8
 #: is 2, but its conversion makes a float32 copy of it).
 SOURCE_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1}
 FLOAT_BYTES = 4
+#: Upsampling logits to a large original runs in tiles of about this many class scores (4 MiB
+#: of float32; :mod:`service.protocols.predict.encoding` tiles by it), so its working memory is
+#: a constant whatever the image's shape: a 40,000,000 x 1 strip costs its mask (one byte a
+#: pixel) and a few tiles, never classes x 64 x width floats.
+MASK_TILE_ELEMENTS = 1_000_000
 #: A mask at the original size, as measured for the README: about 5 bytes a pixel (the mask,
 #: the PNG encoder's buffers, the base64 text) and a fixed ~25 MB for the float32 tiles of
 #: class scores (:data:`MASK_TILE_ELEMENTS` each, a few alive at once).

@@ -15,13 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from service.engine.memory import MASK_TILE_ELEMENTS
+
 # zlib level 3: masks and maps compress almost as well as at 6, in noticeably less time.
 PNG_COMPRESS_LEVEL = 3
 MAX_MASK_CLASSES = 256  # class indices 0..255 fit a uint8 (mode L) PNG
-# Upsampling logits to a large original runs in tiles of about this many class scores (4 MiB of
-# float32), so its working memory is a constant whatever the image's shape: a 40,000,000 x 1
-# strip costs its mask (one byte a pixel) and a few tiles, never classes x 64 x width floats.
-MASK_TILE_ELEMENTS = 1_000_000
 
 
 @dataclass(frozen=True)
