@@ -203,7 +203,7 @@ def test_sigterm_during_a_reload(repo: Path, tmp_path: Path, summary: Summary) -
     assert {r.status for r in replies} <= {200, 503}
     assert reload_answer.status_code in (200, 503), reload_answer.text
     assert exit_code == 0
-    assert exited_s < drain_s + 3, f"exited {exited_s:.1f} s after SIGTERM"
+    assert exited_s < drain_s + 1, f"exited {exited_s:.1f} s after SIGTERM"
     assert "Traceback" not in server.log(), server.log()[-3000:]
     summary.report("chaos: SIGTERM during a reload", [
         ("requests", f"{len(replies)} ({sum(r.status == 200 for r in replies)} x 200)"),
