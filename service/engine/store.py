@@ -145,7 +145,8 @@ class ModelStore:
 
     async def load_model(self, name: str) -> ModelEntry:
         """(Re)load every version of ``name``; a running model keeps serving until the new
-        one is ready, then its old versions drain."""
+        one is ready, then its old versions drain. What the reload breaks keeps serving from
+        its previous load (see :meth:`_keep_serving`)."""
         self._refuse_if_closing()
         previous = self.models.get(name)
         entry = ModelEntry(name=name)
@@ -162,12 +163,36 @@ class ModelStore:
         if self.closing:  # abandoned: whatever was serving serves the drain, until close()
             await self._retire(entry)
             self._refuse_if_closing()
+        if previous is not None:
+            self._keep_serving(previous, entry)
         if entry.error:
             log.error("model %s not loaded: %s", name, entry.error)
         self.models[name] = entry
         if previous is not None:
             await self._retire(previous)
         return entry
+
+    def _keep_serving(self, previous: ModelEntry, entry: ModelEntry) -> None:
+        """A reload that fails where the previous load served (a config that no longer
+        parses, a served version's file now corrupt) keeps that version's previous load
+        serving, as Triton does, and reports the reload's error on the model. The kept
+        versions move from ``previous`` to ``entry``, so that retiring ``previous`` spares them."""
+        config_failed = entry.config is None
+        kept, reasons = [], []
+        for number, old in list(previous.versions.items()):
+            new = entry.versions.get(number)
+            if old.state == "ready" and (config_failed or (new and new.state == "failed")):
+                if new is not None:
+                    reasons.append(f"version {number}: {new.error}")
+                entry.versions[number] = previous.versions.pop(number)
+                self.metrics.model_ready.labels(entry.name, str(number)).set(1)
+                kept.append(str(number))
+        if kept:
+            entry.config = entry.config or previous.config
+            why = entry.error if config_failed else "; ".join(reasons)
+            entry.error = f"reload failed ({why}); the previous load of version(s) " + (
+                f"{', '.join(kept)} still serves"
+            )
 
     async def unload_model(self, name: str) -> None:
         entry = self.models.pop(name, None)

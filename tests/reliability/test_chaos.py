@@ -9,7 +9,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import pytest
 
 from bench.client import Pool, Reply, build_request
 from models.repository.config import read_config
-from models.repository.layout import config_path
+from models.repository.layout import config_path, model_file
 from models.repository.versions import record_version
 from tests.reliability.conftest import API_KEY, Summary
 from tests.reliability.load import RequestFactory, Timed, manage, traffic_during
@@ -114,6 +114,13 @@ def test_reload_during_a_flood_fails_nothing(server: Server, repo: Path, summary
     summary.report("chaos: reload during a flood", [("requests (all 200)", len(log))])
 
 
+def model_status(server: Server, name: str) -> tuple[dict, httpx.Response]:
+    """``name``'s entry in /models, and /readyz."""
+    with server.client() as client:
+        models = {m["name"]: m for m in client.get("/models").json()["models"]}
+        return models[name], client.get("/readyz")
+
+
 def corrupt_version(repo: Path, version: int, *, matching_sha: bool) -> None:
     """A new version of "flip" whose file is garbage: recorded with its own sha256 (loading
     itself fails) or with a healthy file's (the checksum check fails)."""
@@ -135,12 +142,10 @@ def test_a_corrupt_reload_keeps_the_old_version_serving(
     assert answer.status_code == 200, answer.text  # the reload ran; its outcome is the status
     check_answered(server, log, {200})
     assert check_flip_labels(log) == {2}
+    flip, ready = model_status(server, "flip")
     with server.client() as client:
-        models = {m["name"]: m for m in client.get("/models").json()["models"]}
-        ready = client.get("/readyz")
         after = client.post("/predict", params={"model": "flip"}, content=DARK,
                             headers={"Content-Type": "image/png"})  # fmt: skip
-    flip = models["flip"]
     states = {v["version"]: (v["state"], v["error"]) for v in flip["versions"]}
     assert flip["ready"] and states[2] == ("ready", None)
     assert states[version][0] == "failed" and error in states[version][1], states
@@ -150,6 +155,41 @@ def test_a_corrupt_reload_keeps_the_old_version_serving(
     summary.report(
         f"chaos: reload of a corrupt version {version}",
         [("requests (all 200, from v2)", len(log)), ("/models says", states[version][1][:60])],
+    )
+
+
+def flip_config(repo: Path) -> Path:
+    return config_path(repo, "flip")
+
+
+def served_file(repo: Path) -> Path:
+    """The file of the version being served (2)."""
+    return model_file(repo, "flip", 2, read_config(flip_config(repo)).versions[2].file)
+
+
+@pytest.mark.parametrize("target", [flip_config, served_file])
+def test_a_reload_that_breaks_what_serves_keeps_its_previous_load(
+    server: Server, repo: Path, summary: Summary, target: Callable[[Path], Path]
+) -> None:
+    """Documented: the previous load of what the reload broke still serves (version 2, not the
+    older version 1), /models and /readyz's errors say why, and /readyz stays 200."""
+    path = target(repo)
+    healthy = path.read_bytes()
+    path.write_bytes(b"{garbage: neither JSON nor TorchScript")
+    try:
+        log, answer = flood_around(server, "flip", "/models/flip/reload")
+    finally:
+        path.write_bytes(healthy)  # the next tests' servers load a healthy repository
+    assert answer.status_code == 200, answer.text
+    check_answered(server, log, {200})
+    assert check_flip_labels(log) == {2}
+    flip, ready = model_status(server, "flip")
+    assert flip["ready"] and flip["error"].startswith("reload failed ("), flip
+    assert flip["error"].endswith("2 still serves"), flip["error"]
+    assert ready.status_code == 200 and ready.json()["errors"]["flip"] == flip["error"]
+    summary.report(
+        f"chaos: reload with a broken {target.__name__}",
+        [("requests (all 200, from v2)", len(log)), ("/models says", flip["error"][:60])],
     )
 
 
