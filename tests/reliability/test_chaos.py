@@ -27,9 +27,10 @@ from tests.service.server import Server, running_server
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 USERS = 6
-#: Short, so that an unload of the slow model runs out of it with requests still queued.
-DRAIN_TIMEOUT_S = 1.0
-#: One batch of the slow model takes about a second on one thread: queues build up behind it.
+#: Shorter than one batch of the slow model, so that an unload runs out of it with requests
+#: still queued (6 users need 2 batches of 4). Reloads of flip drain well within it.
+DRAIN_TIMEOUT_S = 0.2
+#: One batch of the slow model takes about 0.5 s on one thread: queues build up behind it.
 SLOW_ROUNDS = 25
 DARK = solid((20, 30, 40))
 PIXELS = [0.0] * (3 * SIZE * SIZE)
