@@ -7,7 +7,7 @@ LITSERVE_VERSION ?= 0.2.19
 MOSEC_VERSION ?= 0.9.8
 TORCHSERVE_VERSION ?= 0.12.0
 
-.PHONY: install tools test reliability lint format serve demo peers bench loadtest docker-bases k8s-validate clean
+.PHONY: install tools test reliability lint format proto serve demo peers bench loadtest docker-bases k8s-validate clean
 
 # The stamp depends on pyproject.toml, so `make install` is a no-op until the dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -37,6 +37,13 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The gRPC modules, generated from service/protocols/grpc/inference.proto and checked in (the
+# image and users need no protoc); tests/service/protocols/grpc checks they are up to date.
+GRPC_PROTO := service/protocols/grpc/inference.proto
+
+proto: install
+	$(PYTHON) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(GRPC_PROTO)
 
 # Exported from the shipped weights (seconds, no training; `attnserve demo build --train`
 # retrains them). Rebuilt from scratch only when the model code or the weights change, so

@@ -102,6 +102,10 @@ class Connection:
             parts.append(await self.reader.readexactly(size))
             await self.reader.readexactly(2)
 
+    @property
+    def is_open(self) -> bool:
+        return self.writer is not None
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -48,7 +48,7 @@ class BenchConfig:
             baseline_concurrencies=(1, 8),
             peer_concurrencies=(1, 8),
             goal_concurrencies=(1,),
-            cost_concurrencies=(8,),
+            cost_concurrencies=(1, 32),  # where the costs of maps, v2 and gRPC are read
             run_s=1.5,
             cost_run_s=1.0,
             warmup_s=0.5,

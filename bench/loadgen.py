@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bench.client import Connection, build_request
 from bench.machine import cpu_seconds
@@ -39,6 +39,17 @@ class HttpRequest:
 
     def encode(self) -> bytes:
         return build_request(self.method, self.path, self.body, dict(self.headers))
+
+    def connect(self, port: int) -> Connection:
+        return Connection(port)
+
+
+class LoadRequest(Protocol):
+    """What the loops send: HTTP here, gRPC in :mod:`bench.grpc_client`."""
+
+    def encode(self) -> bytes: ...
+
+    def connect(self, port: int) -> Any: ...
 
 
 @dataclass
@@ -104,7 +115,7 @@ class _Window:
         return await self.probe() if self.probe is not None else None
 
 
-async def _send(connection: Connection, raw: bytes) -> int | str:
+async def _send(connection: Any, raw: bytes) -> int | str:
     try:
         status, _ = await asyncio.wait_for(connection.exchange(raw), REQUEST_TIMEOUT_S)
         return status
@@ -121,7 +132,7 @@ async def _send(connection: Connection, raw: bytes) -> int | str:
 
 async def closed_loop(
     port: int,
-    request: HttpRequest,
+    request: LoadRequest,
     concurrency: int,
     duration_s: float,
     warmup_s: float,
@@ -133,7 +144,7 @@ async def closed_loop(
     raw = request.encode()
 
     async def worker() -> None:
-        connection = Connection(port)
+        connection = request.connect(port)
         try:
             while time.perf_counter() < window.end and result.sent < max_requests:
                 result.sent += 1
@@ -158,7 +169,7 @@ async def closed_loop(
 
 async def open_loop(
     port: int,
-    request: HttpRequest,
+    request: LoadRequest,
     rate: float,
     duration_s: float,
     warmup_s: float,
@@ -168,12 +179,12 @@ async def open_loop(
     result = RunResult(f"open {rate:g}/s", duration_s, offered_rate=rate)
     window = _Window(result, warmup_s, probe)
     raw = request.encode()
-    idle: list[Connection] = []
+    idle: list[Any] = []
     outstanding = 0
 
     async def one(due: float) -> None:
         nonlocal outstanding
-        connection = idle.pop() if idle else Connection(port)
+        connection = idle.pop() if idle else request.connect(port)
         outcome = await _send(connection, raw)
         outstanding -= 1
         if window.inside(due):  # counted by arrival time: the offered load of the window
@@ -181,7 +192,7 @@ async def open_loop(
                 result.latencies_s.append(time.perf_counter() - due)
             else:
                 result.errors[str(outcome)] += 1
-        if connection.writer is not None:
+        if connection.is_open:
             idle.append(connection)
 
     watcher = asyncio.create_task(window.watch())

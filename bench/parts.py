@@ -13,7 +13,7 @@ from bench import fixtures, foreign, limit, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.loadgen import HttpRequest
 from bench.peers import PEERS, Peer
-from bench.scenarios import Load, Scenario, predict, v2_infer
+from bench.scenarios import Load, Scenario, grpc_infer, predict, v2_infer
 
 
 def log(message: str) -> None:
@@ -97,13 +97,14 @@ def service_plan(config: BenchConfig, jpeg: bytes, rate: float) -> list:
     ]
 
 
-def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes) -> list:
+def cost_plan(config: BenchConfig, jpeg: bytes, seg_jpeg: bytes, grpc_port: int) -> list:
     target, seg = config.target, config.segmenter
     scenarios_ = [
         predict(target, jpeg),
         predict(target, jpeg, "attention=true", "attention=true"),
         v2_infer(target, jpeg, False),
         v2_infer(target, jpeg, True),
+        grpc_infer(target, jpeg, grpc_port),
         predict(seg, seg_jpeg, "mask=none", "mask=none"),
         predict(seg, seg_jpeg, "mask=png", "mask=png"),
     ]

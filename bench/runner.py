@@ -121,14 +121,16 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             sections += text
         rate = open_rate(config, reference)
         if parts & {"service", "costs"}:
-            with servers.attnserve(repo, work) as server:
+            grpc_port = servers.free_port()
+            grpc_env = {"ATTNSERVE_GRPC_PORT": str(grpc_port)}
+            with servers.attnserve(repo, work, grpc_env) as server:
                 if "service" in parts:
                     log("# part 2: attnserve under load")
                     plan = service_plan(config, jpeg, rate)
                     service = scenarios.run_cells(server, plan, *limits, True, log)
                 if "costs" in parts:
-                    log("# part 4: the cost of maps, masks and v2")
-                    plan = cost_plan(config, jpeg, seg_jpeg)
+                    log("# part 4: the cost of maps, masks, v2 and gRPC")
+                    plan = cost_plan(config, jpeg, seg_jpeg, grpc_port)
                     cost_limits = (config.cost_run_s, *limits[1:])
                     costs = scenarios.run_cells(server, plan, *cost_limits, True, log)
         if "baseline" in parts:

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.grpc_client import GrpcRequest, infer_bytes_request
 from bench.loadgen import HttpRequest, RunResult, closed_loop, open_loop
 from bench.servers import ServerProcess
 from bench.stages import ServerProbe, Stages, stages_between
@@ -24,8 +25,8 @@ from bench.stats import median_of
 class Scenario:
     name: str  # as shown in the tables
     model: str
-    endpoint: str  # the metric's endpoint label: predict or v2_infer
-    request: HttpRequest
+    endpoint: str  # the metric's endpoint label: predict, v2_infer or grpc_infer
+    request: HttpRequest | GrpcRequest
 
 
 def predict(model: str, jpeg: bytes, query: str = "", name: str = "/predict") -> Scenario:
@@ -58,6 +59,12 @@ def v2_infer(model: str, jpeg: bytes, binary_output: bool) -> Scenario:
     request = HttpRequest("POST", f"/v2/models/{model}/infer", header_bytes + element, headers)
     name = "v2 binary out" if binary_output else "v2 JSON out"
     return Scenario(name, model, "v2_infer", request)
+
+
+def grpc_infer(model: str, jpeg: bytes, grpc_port: int) -> Scenario:
+    """The same JPEG and outputs as :func:`v2_infer`, over gRPC (outputs are always raw)."""
+    request = infer_bytes_request(grpc_port, model, jpeg, ["logits", "probabilities"])
+    return Scenario("gRPC raw out", model, "grpc_infer", request)
 
 
 @dataclass

@@ -16,6 +16,10 @@ LATENCY_BUCKETS = (
     0.75, 1.0, 2.0, 5.0, 10.0,
 )  # fmt: skip
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+#: A request that named no served model (404, or 503 while loading) is counted under its
+#: status with an empty model label, which Prometheus stores as no label at all: "unknown"
+#: would become a model in every dashboard's model picker.
+UNKNOWN_MODEL = ""
 
 
 class Metrics:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    grpc_port: int = Field(
+        default=0, ge=0, le=65535, description="gRPC (v2) port on the same host; 0: gRPC off"
+    )
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     num_threads: int = Field(
         default=0, ge=0, description="torch intra-op threads; 0: one per CPU of the quota"

@@ -114,6 +114,9 @@ def deployment_problems(deployment: Resource) -> list[str]:
     ports = {p["containerPort"] for p in container.get("ports", [])}
     if str(env.get("ATTNSERVE_PORT", "8000")) not in {str(p) for p in ports}:
         problems.append(f"ATTNSERVE_PORT {env.get('ATTNSERVE_PORT')} is not a containerPort")
+    grpc_port = env.get("ATTNSERVE_GRPC_PORT", "0")
+    if grpc_port != "0" and grpc_port not in {str(p) for p in ports}:
+        problems.append(f"ATTNSERVE_GRPC_PORT {grpc_port} is not a containerPort")
     annotations = pod.get("metadata", {}).get("annotations", {})
     if (
         annotations.get("prometheus.io/scrape") == "true"

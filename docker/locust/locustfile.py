@@ -20,6 +20,11 @@ so each is that type's share of requests (multi-image requests carry 2-4 images 
 | /v2 infer segment BYTES +attention    | 5      | 1 image: mask and one attention map            |
 | /v2 infer segment FP32                | 5      | 1-4 tensors: mask                              |
 
+With ``ATTNSERVE_GRPC_TARGET`` (host:port of attnserve's gRPC port) a quarter of the users are
+:class:`AttnserveGrpcUser`, the same kind of traffic over gRPC through ``tritonclient.grpc``
+(weights are its own percentages): ``grpc infer classify BYTES`` 50, ``grpc infer classify
+FP32`` 30, ``grpc infer segment BYTES +attention`` 20, after ``setup grpc ServerReady``.
+
 Plain classification dominates, as it would for a real client; attention maps and segmentation
 masks cost extra encoding and are asked for less often. Images are 64x64, 128x128 and 480x320
 in PNG, JPEG and WEBP (see ``payloads.py``). A response counts as a failure unless it is 200 and
@@ -37,8 +42,9 @@ import random
 import time
 from typing import Any
 
+import numpy as np
 import payloads  # beside this file: locust puts the locustfile's folder on sys.path
-from locust import HttpUser, between, task
+from locust import HttpUser, User, between, task
 
 CLASSIFIER = os.environ.get("ATTNSERVE_LOCUST_CLASSIFIER", "shapes-classifier")
 SEGMENTER = os.environ.get("ATTNSERVE_LOCUST_SEGMENTER", "shapes-segmenter")
@@ -49,6 +55,8 @@ READY_POLL_S = 2.0
 POOL = payloads.build_image_pool(SEED)
 TENSOR_PIXELS = payloads.make_pixels(SEED + 100, 8, 64, 64)
 _TENSORS: dict[str, Any] = {}  # model name -> (N, 3, H, W) float32, normalised for that model
+GRPC_TARGET = os.environ.get("ATTNSERVE_GRPC_TARGET", "")
+GRPC_TENSORS = payloads.normalised_tensor(TENSOR_PIXELS, 64, 64)
 
 
 class AttnserveUser(HttpUser):
@@ -56,6 +64,7 @@ class AttnserveUser(HttpUser):
 
     host = os.environ.get("ATTNSERVE_URL", "http://127.0.0.1:8000")
     wait_time = between(0.1, 0.5)
+    weight = 3
 
     def on_start(self) -> None:
         self.rng = random.Random(SEED + id(self))
@@ -198,3 +207,82 @@ class AttnserveUser(HttpUser):
         outputs = ["mask"]
         body = payloads.v2_fp32_body(self.tensor(SEGMENTER, self.rng.randint(1, 4)), outputs)
         self.infer("/v2 infer segment FP32", SEGMENTER, body, outputs)
+
+
+class AttnserveGrpcUser(User):
+    """A gRPC client (``tritonclient.grpc``), only when ``ATTNSERVE_GRPC_TARGET`` is set. Its
+    FP32 tensors are the demo models' 64x64 size with ImageNet normalisation: any finite input
+    is a valid request, and the answer's outputs are what is checked."""
+
+    abstract = not GRPC_TARGET
+    wait_time = between(0.1, 0.5)
+    weight = 1
+
+    def on_start(self) -> None:
+        import grpc.experimental.gevent as grpc_gevent
+        import tritonclient.grpc as grpcclient
+
+        grpc_gevent.init_gevent()  # grpc's blocking calls then yield to locust's other users
+        self.grpcclient = grpcclient
+        self.rng = random.Random(SEED + 1 + id(self))
+        self.client = grpcclient.InferenceServerClient(GRPC_TARGET)
+        self.call("setup grpc ServerReady", self.wait_until_ready)
+        segmenter = self.client.get_model_metadata(SEGMENTER, as_json=True)
+        self.segmenter_map = segmenter["outputs"][-1]["name"]  # the last attention map
+
+    def on_stop(self) -> None:
+        self.client.close()  # an open channel would keep locust from exiting
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.client.is_server_ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gRPC not ready after {READY_TIMEOUT_S} s")
+            time.sleep(READY_POLL_S)
+
+    def call(self, name: str, action: Any) -> None:
+        """Run ``action`` and report it to locust as one request (gRPC has no locust client)."""
+        started, error = time.perf_counter(), None
+        try:
+            action()
+        except Exception as exception:  # every failure is reported, none stops the user
+            error = exception
+        self.environment.events.request.fire(
+            request_type="grpc", name=name, response_time=(time.perf_counter() - started) * 1000,
+            response_length=0, exception=error, context={},
+        )  # fmt: skip
+
+    def infer(self, model: str, tensor: Any, outputs: list[str]) -> None:
+        requested = [self.grpcclient.InferRequestedOutput(name) for name in outputs]
+        result = self.client.infer(model, [tensor], outputs=requested, client_timeout=30.0)
+        got = [output.name for output in result.get_response().outputs]
+        if got != outputs:
+            raise ValueError(f"outputs {got}, asked for {outputs}")
+
+    def bytes_input(self, count: int) -> Any:
+        images = [image.data for image in self.rng.sample(POOL, count)]
+        tensor = self.grpcclient.InferInput("image", [count], "BYTES")
+        tensor.set_data_from_numpy(np.array(images, dtype=object))
+        return tensor
+
+    @task(50)
+    def grpc_classify_bytes(self) -> None:
+        tensor = self.bytes_input(self.rng.randint(1, 4))
+        self.call("grpc infer classify BYTES",
+                  lambda: self.infer(CLASSIFIER, tensor, ["probabilities"]))  # fmt: skip
+
+    @task(30)
+    def grpc_classify_fp32(self) -> None:
+        count = self.rng.randint(1, 4)
+        start = self.rng.randrange(len(GRPC_TENSORS) - count + 1)
+        data = GRPC_TENSORS[start : start + count]
+        tensor = self.grpcclient.InferInput("input", list(data.shape), "FP32")
+        tensor.set_data_from_numpy(data)
+        self.call("grpc infer classify FP32",
+                  lambda: self.infer(CLASSIFIER, tensor, ["probabilities"]))  # fmt: skip
+
+    @task(20)
+    def grpc_segment_bytes_attention(self) -> None:
+        tensor = self.bytes_input(1)
+        self.call("grpc infer segment BYTES +attention",
+                  lambda: self.infer(SEGMENTER, tensor, ["mask", self.segmenter_map]))  # fmt: skip

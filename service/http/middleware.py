@@ -9,12 +9,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.logs import request_info
+from service.metrics import UNKNOWN_MODEL
 from service.state import AppState
-
-#: A request that named no served model (404, or 503 while loading) is counted under its
-#: status with an empty model label, which Prometheus stores as no label at all: "unknown"
-#: would become a model in every dashboard's model picker.
-UNKNOWN_MODEL = ""
 
 
 def endpoint_of(path: str) -> str | None:

@@ -1,20 +1,23 @@
-"""Running the app under uvicorn with a graceful drain on SIGTERM/SIGINT.
+"""Running the app under uvicorn with a graceful drain on SIGTERM/SIGINT, and the gRPC
+server (``ATTNSERVE_GRPC_PORT``) in the same event loop, started and stopped with it.
 
-The first signal turns readiness to 503 and refuses new inference requests at once; the
-process keeps listening until every admitted request is answered (or ``drain_timeout_s``
-passes: one budget for the whole drain), then uvicorn stops and the lifespan closes the
-models. Exit code 0. HTTP is uvicorn's httptools protocol with request-head limits
-(:mod:`service.http.protocol`).
+The first signal turns readiness to 503 and refuses new inference requests at once, over both
+protocols; the process keeps listening until every admitted request is answered (or
+``drain_timeout_s`` passes: one budget for the whole drain), then gRPC and uvicorn stop and
+the lifespan closes the models. Exit code 0. HTTP is uvicorn's httptools protocol with
+request-head limits (:mod:`service.http.protocol`).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
 from types import FrameType
 
+import grpc
 import uvicorn
 
 from models.repository.layout import DEMO_REPOSITORY, model_names
@@ -33,6 +36,25 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, state: AppState) -> None:
         super().__init__(config)
         self.state = state
+        self.grpc_server: grpc.aio.Server | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """gRPC first: a port it cannot bind stops the process with one line, before the models
+        start loading (until they are, its calls answer UNAVAILABLE, as HTTP's answer 503)."""
+        if self.state.settings.grpc_port:
+            # imported only when on: its inference.* protobuf names would clash with another
+            # copy of them (tritonclient.grpc's) in a process that merely imports this module
+            from service.protocols.grpc.server import start_grpc_server
+
+            self.grpc_server = await start_grpc_server(self.state)
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """gRPC first: its admitted calls finish (the drain waited for them) before uvicorn and
+        then the lifespan close the models."""
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(self.state.settings.drain_timeout_s)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.state.draining:  # a second signal: stop now

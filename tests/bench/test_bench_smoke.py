@@ -91,6 +91,9 @@ def test_every_part_prints_its_table(
     assert any(row[2].startswith("open ") for row in served)
     errors = load.index("errors")
     assert all(row[errors] == "0" for row in served), served
-    costs = {row[1] for row in rows_of(text, "shapes-classifier") if len(row) == 9}
-    assert {"/predict", "attention=true", "v2 JSON out", "v2 binary out"} <= costs
+    cost_rows = [row for row in rows_of(text, "shapes-classifier") if len(row) == 9]
+    costs = {row[1] for row in cost_rows}
+    assert {"/predict", "attention=true", "v2 JSON out", "v2 binary out", "gRPC raw out"} <= costs
+    (grpc_row,) = [row for row in cost_rows if row[1] == "gRPC raw out"]
+    assert grpc_row[6] == "0", grpc_row  # no errors (throughput is not asserted: a timing)
     assert {"mask=none", "mask=png"} <= {row[1] for row in rows_of(text, "shapes-segmenter")}

@@ -30,6 +30,8 @@ SERVER_START_TIMEOUT_S = 10.0
 POLL_S = 1.0
 #: the container port each published service listens on
 PORTS = {"attnserve": 8000, "prometheus": 9090, "balancer": 8080}
+#: the gRPC container port of those that also speak gRPC
+GRPC_PORTS = {"attnserve": 8001, "balancer": 8081}
 
 
 def local_bases(env: dict[str, str]) -> dict[str, str]:
@@ -143,6 +145,13 @@ class Stack:
         host, _, port = published.stdout.strip().rpartition(":")
         assert host == "127.0.0.1", published.stdout
         return f"http://127.0.0.1:{port}"
+
+    def grpc_address(self, service: str) -> str:
+        """host:port of the service's published gRPC port on 127.0.0.1."""
+        published = self.compose("port", service, str(GRPC_PORTS[service]))
+        host, _, port = published.stdout.strip().rpartition(":")
+        assert host == "127.0.0.1", published.stdout
+        return f"127.0.0.1:{port}"
 
     def health(self, container: str) -> str:
         inspect = self.docker("inspect", "--format", "{{.State.Health.Status}}", container)

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as triton
 
 from models.demo.shapes import generate_batch
@@ -37,6 +38,7 @@ BROKEN_TARGET_TIMEOUT_S = 20.0
 LOCUST_TIMEOUT_S = 240
 ALERT_TIMEOUT_S = 90.0
 SCALE_TIMEOUT_S = 120.0
+GRPC_READY_TIMEOUT_S = 60.0
 BURST = 10
 P99_PANEL, RATIO_PANEL = "4/A", "3/A"
 LOCUST = ["--profile", "loadtest", "run", "--rm", "-T", "loadtest"]
@@ -98,6 +100,34 @@ def test_predict_and_v2_infer_answer_real_images(live: Live) -> None:
     mask = result.as_numpy("mask")
     assert mask.shape == (2, 64, 64)
     assert float((mask == masks).mean()) > 0.9
+
+
+def wait_grpc_ready(live: Live, service: str, client: grpcclient.InferenceServerClient) -> None:
+    """Bounded: the balancer marks a replica up only after its first passing check."""
+    deadline = time.monotonic() + GRPC_READY_TIMEOUT_S
+    while True:
+        try:
+            answer: object = client.is_server_ready()
+        except grpcclient.InferenceServerException as error:
+            answer = error
+        if answer is True:
+            return
+        assert time.monotonic() < deadline, f"{service}: {answer}\n{live.stack.logs(service)}"
+        time.sleep(1.0)
+
+
+def test_grpc_answers_directly_and_through_the_balancer(live: Live) -> None:
+    """The published gRPC port, and the balancer's HTTP/2 frontend in front of it."""
+    pictures, _, masks = generate_batch(322, 2, 64, max_shapes=2)
+    request = grpcclient.InferInput("image", [2], "BYTES")
+    request.set_data_from_numpy(np.array([encode(p) for p in pictures], dtype=object))
+    for service in ("attnserve", "balancer"):
+        client = grpcclient.InferenceServerClient(live.stack.grpc_address(service))
+        wait_grpc_ready(live, service, client)
+        result = client.infer(
+            SEGMENTER, [request], outputs=[grpcclient.InferRequestedOutput("mask")]
+        )
+        assert float((result.as_numpy("mask") == masks).mean()) > 0.9, service
 
 
 def test_prometheus_discovers_and_scrapes_attnserve(prometheus: str) -> None:

@@ -107,6 +107,8 @@ BREAKAGES = {
     "metric no rule provides": ("custom-metrics", str(validate.ADAPTER_CONFIG),
                                 "as: attnserve_queue_depth", "as: attnserve_queue_dept",
                                 "uses attnserve_queue_depth, which no adapter rule provides"),
+    "gRPC port not exposed": ("cpu", "base/deployment.yaml", "containerPort: 8001",
+                              "containerPort: 8101", "GRPC_PORT 8001 is not a containerPort"),
     "unknown kind": ("models-volume", "overlays/models-volume/models-pvc.yaml",
                      "kind: PersistentVolumeClaim", "kind: PersistentVolumeClame",
                      "Couldn't find schema for kind PersistentVolumeClame"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.servers import free_port
 from models.repository.config import InputSpec
 from service.imaging import preprocess
 from service.protocols.v2.codec import parse_infer_request
+from tests.service.protocols.grpc.conftest import grpc_env
 from tests.service.server import DemoServers
 
 LOCUST_DIR = Path(__file__).resolve().parents[2] / "docker" / "locust"
@@ -39,6 +42,10 @@ REQUEST_TYPES = {
     "/v2 infer classify FP32",
     "/v2 infer segment BYTES +attention",
     "/v2 infer segment FP32",
+    "setup grpc ServerReady",
+    "grpc infer classify BYTES",
+    "grpc infer classify FP32",
+    "grpc infer segment BYTES +attention",
 }
 
 
@@ -107,19 +114,20 @@ def test_locust_mix_runs_clean_against_the_demo_models(
     """16 users for 15 s: no failures, no task exceptions, every request type sent and served."""
     stats_path = tmp_path / "stats.json"
     locust = Path(sys.executable).parent / "locust"
-    with demo_servers.private() as server:  # its own counters
+    grpc_port = free_port()
+    with demo_servers.private(grpc_env(grpc_port)) as server:  # its own counters
         command = [str(locust), "--headless", "-u", "16", "-r", "16", "-t", "15s",
                    "--only-summary", "--json-file", str(stats_path.with_suffix("")),
                    "-f", str(LOCUST_DIR / "locustfile.py"), "--host", server.url]  # fmt: skip
-        run = subprocess.run(
-            command, capture_output=True, text=True, timeout=LOCUST_RUN_TIMEOUT_S, check=False
-        )
+        environment = {**os.environ, "ATTNSERVE_GRPC_TARGET": f"127.0.0.1:{grpc_port}"}
+        run = subprocess.run(command, capture_output=True, text=True, env=environment,
+                             timeout=LOCUST_RUN_TIMEOUT_S, check=False)  # fmt: skip
         served = {
             (model, endpoint): server.metric(
                 "attnserve_requests_total", model=model, endpoint=endpoint, status="200"
             )
             for model in ("shapes-classifier", "shapes-segmenter")
-            for endpoint in ("predict", "v2_infer")
+            for endpoint in ("predict", "v2_infer", "grpc_infer")
         }
     output = run.stdout + run.stderr
     assert run.returncode == 0, output

@@ -52,10 +52,12 @@ class InputTensor:
 
 @dataclass(frozen=True)
 class RequestedOutput:
-    """An output the client asked for; ``binary_data`` already folds in ``binary_data_output``."""
+    """An output the client asked for; ``binary_data`` already folds in ``binary_data_output``;
+    ``classification``: the top-k of Triton's classification extension, when asked for."""
 
     name: str
     binary_data: bool
+    classification: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def encode_infer_response(
     Outputs for which ``binary`` says so travel as raw bytes after the JSON header; the rest are
     flat JSON lists. JSON cannot carry NaN/Inf, so a JSON-encoded float output holding one raises
     ValueError (the caller reports a model failure, or the client asks for binary output). BYTES
-    outputs are not supported: the service returns numeric tensors only.
+    outputs (the classification extension's strings) are UTF-8 strings in JSON.
     """
     wants_binary = binary.__contains__ if isinstance(binary, set) else binary
     header: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
@@ -162,7 +164,8 @@ def encode_infer_response(
                     f"output '{output.name}' contains NaN or Inf, which JSON cannot carry; "
                     "request it with binary_data=true"
                 )
-            entry["data"] = output.data.ravel().tolist()
+            values = output.data.ravel().tolist()
+            entry["data"] = [v.decode() for v in values] if output.datatype == "BYTES" else values
         encoded.append(entry)
     header["outputs"] = encoded
     json_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
@@ -177,7 +180,7 @@ def encode_infer_response(
 
 def _check_output(output: OutputTensor) -> None:
     """A mislabelled output is a bug in the service, not the client: fail loudly."""
-    if output.datatype == "BYTES" or output.datatype not in DATATYPES:
+    if output.datatype not in DATATYPES:
         raise ValueError(f"output '{output.name}': cannot encode datatype {output.datatype!r}")
     if output.data.dtype != DATATYPES[output.datatype]:
         raise ValueError(
@@ -292,12 +295,13 @@ def _parse_outputs(raw: Any, default_binary: bool) -> list[RequestedOutput] | No
         if not isinstance(name, str) or not name:
             raise BadRequest(f"outputs[{index}] is missing 'name' (a non-empty string)")
         parameters = _parameters(item.get("parameters"), f"output '{name}'")
-        if "classification" in parameters:
-            raise BadRequest(f"output '{name}': the classification extension is not supported")
+        classes = parameters.get("classification")
+        if classes is not None and (type(classes) is not int or classes < 1):
+            raise BadRequest(f"output '{name}': 'classification' must be a positive integer")
         binary_data = parameters.get("binary_data", default_binary)
         if not isinstance(binary_data, bool):
             raise BadRequest(f"output '{name}': parameter 'binary_data' must be true or false")
         if any(existing.name == name for existing in outputs):
             raise BadRequest(f"output '{name}' appears more than once in 'outputs'")
-        outputs.append(RequestedOutput(name, binary_data))
+        outputs.append(RequestedOutput(name, binary_data, classes))
     return outputs or None

@@ -11,6 +11,7 @@ Requests go through the same engine pipeline as /predict; the wire format is :mo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from service.engine.result import Result
 from service.errors import BadRequest, InferenceFailed, ServiceError
 from service.logs import request_info
 from service.protocols.body import read_capped
+from service.protocols.v2.classification import classification_counts, classify
 from service.protocols.v2.codec import (
     InferRequest,
     OutputTensor,
@@ -37,7 +39,8 @@ from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
-SERVER = {"name": "attnserve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+SERVER = {"name": "attnserve", "version": "0.1.0",
+          "extensions": ["binary_tensor_data", "classification"]}  # fmt: skip
 DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
@@ -122,7 +125,12 @@ def requested_outputs(infer: InferRequest, config: ModelConfig) -> tuple[list[st
 
 
 async def run_items(
-    pipeline: Pipeline, target: Target, infer: InferRequest, with_maps: bool, request: Request
+    pipeline: Pipeline,
+    target: Target,
+    infer: InferRequest,
+    with_maps: bool,
+    is_disconnected: Callable[[], Awaitable[bool]] | None,
+    timeout_ms: float | None = None,
 ) -> list[Result]:
     if len(infer.inputs) != 1:
         raise BadRequest(f"send exactly one input ('input' FP32 or 'image' BYTES), "
@@ -130,7 +138,7 @@ async def run_items(
     tensor = infer.inputs[0]
     config = target.config
     batch_size(tensor.name, tensor.datatype, tensor.shape, pipeline.settings.max_files_per_request)
-    job = pipeline.job(target, with_maps, None, request.is_disconnected)
+    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
     if tensor.datatype == "BYTES":
         return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
     expected = (3, config.input.height, config.input.width)
@@ -140,6 +148,23 @@ async def run_items(
     require_finite(tensor)
     images = torch.from_numpy(np.ascontiguousarray(tensor.data, dtype=np.float32))
     return list(await asyncio.gather(*(pipeline.run_tensor(job, image) for image in images)))
+
+
+async def compute_outputs(
+    pipeline: Pipeline,
+    target: Target,
+    infer: InferRequest,
+    names: list[str],
+    is_disconnected: Callable[[], Awaitable[bool]] | None,
+    timeout_ms: float | None = None,
+) -> list[OutputTensor]:
+    """Run a validated request and collect its ``names`` outputs (every protocol's infer)."""
+    counts = classification_counts(infer, target.config)
+    with_maps = any(n in target.config.attention_maps for n in names)
+    results = await run_items(pipeline, target, infer, with_maps, is_disconnected, timeout_ms)
+    outputs = [collect(n, results) for n in names]
+    labels = target.config.labels
+    return [classify(o, counts[o.name], labels) if o.name in counts else o for o in outputs]
 
 
 def collect(name: str, results: list[Result]) -> OutputTensor:
@@ -176,9 +201,7 @@ async def infer(request: Request, name: str, version: int | None = None) -> Resp
     body = await read_capped(request, state.settings.max_upload_bytes)
     parsed = parse_infer_request(body, request.headers.get("inference-header-content-length"))
     names, binary = requested_outputs(parsed, config)
-    with_maps = any(n in config.attention_maps for n in names)
-    results = await run_items(state.pipeline, target, parsed, with_maps, request)
-    outputs = [collect(n, results) for n in names]
+    outputs = await compute_outputs(state.pipeline, target, parsed, names, request.is_disconnected)
     try:
         payload, headers = encode_infer_response(
             target.name, str(target.version), parsed.id, outputs, binary

@@ -227,7 +227,10 @@ def decode_json_tensor(
 
 
 def encode_binary_tensor(datatype: str, data: np.ndarray) -> bytes:
-    """Raw little-endian row-major bytes of a numeric output (BOOL as one 0/1 byte each)."""
+    """Raw little-endian row-major bytes of an output (BOOL as one 0/1 byte each, BYTES as
+    length-prefixed elements)."""
+    if datatype == "BYTES":
+        return b"".join(_BYTES_LENGTH_PREFIX.pack(len(e)) + e for e in data.ravel().tolist())
     if datatype == "BOOL":
         return np.ascontiguousarray(data, dtype=np.uint8).tobytes()
     return np.ascontiguousarray(data, dtype=DATATYPES[datatype]).tobytes()

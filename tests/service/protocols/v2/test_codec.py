@@ -159,6 +159,21 @@ def test_binary_output_carries_nan_and_predicate_selects_binary(triton: ModuleTy
     assert np.isnan(result.as_numpy("x")[0])
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_bytes_outputs_decode_with_tritonclient(triton: ModuleType, binary: bool) -> None:
+    """The classification extension's strings: length-prefixed binary, or JSON strings."""
+    strings = np.array([[b"0.9:1:circle", b"0.1:0:square"], [b"1:0:x", b""]], dtype=np.object_)
+    body, headers = encode_infer_response(
+        "m", "1", None, [OutputTensor("top", "BYTES", strings)], {"top"} if binary else set()
+    )
+    header_length = headers.get("Inference-Header-Content-Length")
+    result = triton.InferenceServerClient.parse_response_body(body, header_length=header_length)
+    decoded = result.as_numpy("top")
+    assert decoded.shape == (2, 2)
+    as_bytes = [v if isinstance(v, bytes) else v.encode() for v in decoded.ravel()]
+    assert as_bytes == strings.ravel().tolist()
+
+
 def test_json_response_shape() -> None:
     output = OutputTensor("y", "FP32", np.array([[0.5, 1.5]], dtype=np.float32))
     body, _ = encode_infer_response("m", "1", None, [output], set())
@@ -174,7 +189,8 @@ def test_json_response_shape() -> None:
     [
         (OutputTensor("y", "FP32", np.array([np.inf], dtype=np.float32)), "NaN or Inf"),
         (OutputTensor("y", "FP32", np.array([1.0], dtype=np.float64)), "holds float64"),
-        (OutputTensor("y", "BYTES", np.array([b"a"], dtype=np.object_)), "cannot encode"),
+        (OutputTensor("y", "BYTES", np.array([1], dtype=np.int32)), "labelled BYTES but holds"),
+        (OutputTensor("y", "BF16", np.array([1], dtype=np.int32)), "cannot encode"),
     ],
 )
 def test_unencodable_outputs_raise_value_error(output: OutputTensor, match: str) -> None:
@@ -297,10 +313,15 @@ BAD_REQUESTS: dict[str, tuple[bytes, str | None, str]] = {
         None,
         "'binary_data' must be true or false",
     ),
-    "classification": (
-        _doc(_fp32(), outputs=[{"name": "y", "parameters": {"classification": 3}}]),
+    "classification not positive": (
+        _doc(_fp32(), outputs=[{"name": "y", "parameters": {"classification": 0}}]),
         None,
-        "classification extension is not supported",
+        "'classification' must be a positive integer",
+    ),
+    "classification not int": (
+        _doc(_fp32(), outputs=[{"name": "y", "parameters": {"classification": True}}]),
+        None,
+        "'classification' must be a positive integer",
     ),
     "binary size past end": (*_binary("FP32", [2], b"\0" * 4, size=8), "only 4 bytes"),
     "binary size negative": (*_binary("FP32", [2], b"", size=-8), "non-negative integer"),

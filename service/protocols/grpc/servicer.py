@@ -1,0 +1,216 @@
+"""The ``inference.GRPCInferenceService`` RPCs, on the same engine, limits and metrics as HTTP.
+
+Each RPC runs inside :func:`rpc`, the gRPC counterpart of the HTTP layer's context and metrics
+middleware: the request id (``x-request-id`` metadata, returned in the trailers), one access
+log line, a :class:`~service.errors.ServiceError` turned into its status code
+(:mod:`.status`), and for ModelInfer the in-flight count that the SIGTERM drain waits for and
+the ``attnserve_requests`` counter under ``endpoint="grpc_infer"``, whose ``status`` label is the
+HTTP status the same failure has over HTTP (so one error-ratio rule covers both protocols).
+Validation and results are the HTTP v2 protocol's own functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from typing import Any, TypeVar
+
+import grpc
+
+from service import repository
+from service.auth import check_api_key
+from service.errors import BadRequest, DeadlineExceeded, ServiceError
+from service.logs import (
+    REQUEST_ID_HEADER,
+    RequestInfo,
+    accept_request_id,
+    current_request,
+    request_info,
+)
+from service.metrics import UNKNOWN_MODEL
+from service.protocols.grpc import inference_pb2 as pb
+from service.protocols.grpc import inference_pb2_grpc as pb_grpc
+from service.protocols.grpc.codec import (
+    encode_model_infer,
+    model_metadata,
+    parse_model_infer,
+    server_metadata,
+)
+from service.protocols.grpc.status import status_code
+from service.protocols.v2.router import SERVER, compute_outputs, metadata, requested_outputs
+from service.state import AppState
+
+log = logging.getLogger("attnserve")
+access_log = logging.getLogger("attnserve.access")
+
+INFER_ENDPOINT = "grpc_infer"
+#: probes arrive every few seconds: logged at debug level only
+QUIET_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady"})
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]
+
+
+def rpc(method: Method) -> Method:
+    """Wrap one RPC: request id, access log, error status, and metrics for ModelInfer."""
+    name = method.__name__
+    endpoint = INFER_ENDPOINT if name == "ModelInfer" else None
+
+    @functools.wraps(method)
+    async def handler(self: InferenceServicer, request: Any, context: grpc.aio.ServicerContext):
+        metadata_in = dict(context.invocation_metadata() or ())
+        info = RequestInfo(request_id=accept_request_id(metadata_in.get(REQUEST_ID_HEADER)))
+        token = current_request.set(info)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, info.request_id),))
+        started, status = time.perf_counter(), 499  # a cancelled call never reaches the end
+        tracking = self.state.track_request() if endpoint else nullcontext()
+        try:
+            with tracking:
+                response = await method(self, request, context)
+            status = 200
+            return response
+        except ServiceError as error:
+            status = error.status
+            trailers = [(k.lower(), v) for k, v in error.headers.items()]
+            trailers.append((REQUEST_ID_HEADER, info.request_id))
+            await context.abort(status_code(error), error.message, tuple(trailers))
+        except Exception as error:
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            status = 500
+            log.exception("unhandled error in %s", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
+        finally:
+            duration_s = time.perf_counter() - started
+            if endpoint is not None:
+                model = info.model or UNKNOWN_MODEL
+                self.state.metrics.requests.labels(model, endpoint, str(status)).inc()
+                self.state.metrics.request_duration.labels(model, endpoint).observe(duration_s)
+            access_log.log(
+                logging.DEBUG if name in QUIET_METHODS else logging.INFO,
+                "grpc %s %d",
+                name,
+                status,
+                extra={"rpc": name, "status": status, "model": info.model,
+                       "duration_ms": round(duration_s * 1000, 3)},
+            )  # fmt: skip
+            current_request.reset(token)
+
+    return handler  # type: ignore[return-value]
+
+
+def version_of(text: str) -> int | None:
+    """A model version string: empty for the newest ready version, else a number."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise BadRequest(f"model version must be a number (or empty for the newest), got {text!r}")
+    return int(text)
+
+
+def model_name(text: str) -> str:
+    if not text:
+        raise BadRequest("the request names no model; set the model name")
+    return text
+
+
+def timeout_ms(context: grpc.aio.ServicerContext, parameters: dict[str, Any]) -> float | None:
+    """The tighter of the gRPC deadline and Triton's ``timeout`` parameter (microseconds, 0:
+    none); the configured ``timeout_ms`` still caps both (:meth:`Pipeline.job`)."""
+    limits = []
+    remaining_s = context.time_remaining()
+    if remaining_s is not None:
+        limits.append(remaining_s * 1000)
+    timeout_us = parameters.get("timeout")
+    if timeout_us is not None:
+        if not isinstance(timeout_us, int) or isinstance(timeout_us, bool) or timeout_us < 0:
+            raise BadRequest(
+                f"parameter 'timeout' is in microseconds (a non-negative integer), got "
+                f"{timeout_us!r}"
+            )
+        if timeout_us:
+            limits.append(timeout_us / 1000)
+    if not limits:
+        return None
+    if min(limits) <= 0:
+        raise DeadlineExceeded("the request's deadline passed before it could be queued")
+    return min(limits)
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    @rpc
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=True)
+
+    @rpc
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.state.ready)
+
+    @rpc
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> Any:
+        """Not ready (rather than an error) for an unknown model too, as ``is_model_ready``
+        over HTTP reports it."""
+        name, version = model_name(request.name), version_of(request.version)
+        try:
+            self.state.pipeline.target(name, version)
+        except ServiceError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    @rpc
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> Any:
+        return server_metadata(SERVER)
+
+    @rpc
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> Any:
+        version = version_of(request.version)
+        target = self.state.pipeline.target(model_name(request.name), version)
+        return model_metadata(
+            metadata(target.config, [target.version] if version else list(target.versions))
+        )
+
+    @rpc
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> Any:
+        pipeline = self.state.pipeline
+        target = pipeline.target(model_name(request.model_name), version_of(request.model_version))
+        request_info().model = target.name
+        parsed = parse_model_infer(request)
+        names, _ = requested_outputs(parsed, target.config)
+
+        async def cancelled() -> bool:
+            return context.cancelled()
+
+        outputs = await compute_outputs(
+            pipeline, target, parsed, names, cancelled, timeout_ms(context, parsed.parameters)
+        )
+        return encode_model_infer(target.name, str(target.version), parsed.id, outputs)
+
+    @rpc
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Any
+    ) -> Any:
+        self._authorize(context, request.repository_name)
+        await repository.load_model(self.state.store, request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    @rpc
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    ) -> Any:
+        self._authorize(context, request.repository_name)
+        await repository.unload_model(self.state.store, request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+    def _authorize(self, context: grpc.aio.ServicerContext, repository_name: str) -> None:
+        """The API key, as over HTTP (``authorization: Bearer <key>`` metadata); one repository."""
+        metadata_in = dict(context.invocation_metadata() or ())
+        check_api_key(self.state.settings.api_key, metadata_in.get("authorization", ""))
+        if repository_name:
+            raise BadRequest("attnserve serves one repository: leave repository_name empty")
