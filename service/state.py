@@ -37,6 +37,7 @@ class AppState:
 
     def begin_drain(self) -> None:
         self.pipeline.drain()
+        self.store.stop_loading()
 
     @contextmanager
     def track_request(self) -> Iterator[None]:

@@ -35,7 +35,13 @@ from service.engine.memory import (
 from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.engine.result import Result
 from service.engine.store import LoadedVersion, ModelStore
-from service.errors import ClientDisconnected, DeadlineExceeded, InvalidParameter, Unavailable
+from service.errors import (
+    ClientDisconnected,
+    DeadlineExceeded,
+    InvalidParameter,
+    NotFound,
+    Unavailable,
+)
 from service.imaging import load_for_model
 from service.metrics import Metrics
 from service.settings import Settings
@@ -208,7 +214,8 @@ class Pipeline:
         self, job: Job, loaded: LoadedVersion, reservation: Reservation, tensor: torch.Tensor
     ) -> Result:
         """Queue the image where it was reserved. If that version was retired meanwhile (a
-        reload or unload), it goes to the live one instead: a reload never fails a request."""
+        reload or unload), it goes to the live one instead: a reload never fails a request, and
+        one admitted before an unload gets 503 (it was queued), not the 404 of a later one."""
         if self.draining:
             raise Unavailable("the service is shutting down")
         if loaded.state != "unloaded":
@@ -217,5 +224,9 @@ class Pipeline:
             except Unavailable:
                 if loaded.state != "unloaded":
                     raise  # a full queue, not a retired version
-        batcher = self._serving(job.target).batchers[job.with_maps]
-        return await batcher.submit(tensor, job.deadline, job.is_disconnected)
+        try:
+            live = self._serving(job.target)
+        except NotFound:
+            raise Unavailable(f"model {job.target.name!r} version {job.target.version} was "
+                              "unloaded while this request was queued") from None  # fmt: skip
+        return await live.batchers[job.with_maps].submit(tensor, job.deadline, job.is_disconnected)

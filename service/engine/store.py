@@ -91,12 +91,19 @@ class ModelStore:
         self.models: dict[str, ModelEntry] = {}
         self.loaded = False  # the initial load has finished (whatever its models' outcome)
         self.load_error: str | None = None
+        self.closing = False  # shutdown began: see stop_loading
         self._cpu_thread = inference_thread("attnserve-inference") if device.type == "cpu" else None
 
     @property
     def default_model(self) -> str | None:
         ready = sorted(name for name, entry in self.models.items() if entry.ready)
         return ready[0] if ready else (min(self.models) if self.models else None)
+
+    def stop_loading(self) -> None:
+        """Shutdown began: a load still running is abandoned at its next warm-up size (on the
+        CPU it holds the inference thread that the drain's requests need, and the process
+        would wait for it past the drain budget), and new loads are refused."""
+        self.closing = True
 
     def all_ready(self) -> bool:
         return self.loaded and all(entry.ready for entry in self.models.values())
@@ -121,6 +128,9 @@ class ModelStore:
             candidates = sorted({*model_names(self.repo), *self._folders_without_config()})
             for name in candidates:
                 await self.load_model(name)
+        except Unavailable as error:  # shutting down: the rest is not loaded
+            log.info("loading stopped: %s", error)
+            return
         except Exception as error:  # reported by /readyz (still "loading"), the process lives on
             self.load_error = f"{type(error).__name__}: {error}"
             log.exception("loading the model repository failed")
@@ -135,7 +145,9 @@ class ModelStore:
 
     async def load_model(self, name: str) -> ModelEntry:
         """(Re)load every version of ``name``; a running model keeps serving until the new
-        one is ready, then its old versions drain."""
+        one is ready, then its old versions drain. What the reload breaks keeps serving from
+        its previous load (see :meth:`_keep_serving`)."""
+        self._refuse_if_closing()
         previous = self.models.get(name)
         entry = ModelEntry(name=name)
         try:
@@ -148,12 +160,39 @@ class ModelStore:
                 entry.versions[version] = await self._load_version(entry.config, version)
             if not entry.versions:
                 entry.error = "no version folders"
+        if self.closing:  # abandoned: whatever was serving serves the drain, until close()
+            await self._retire(entry)
+            self._refuse_if_closing()
+        if previous is not None:
+            self._keep_serving(previous, entry)
         if entry.error:
             log.error("model %s not loaded: %s", name, entry.error)
         self.models[name] = entry
         if previous is not None:
             await self._retire(previous)
         return entry
+
+    def _keep_serving(self, previous: ModelEntry, entry: ModelEntry) -> None:
+        """A reload that fails where the previous load served (a config that no longer
+        parses, a served version's file now corrupt) keeps that version's previous load
+        serving, as Triton does, and reports the reload's error on the model. The kept
+        versions move from ``previous`` to ``entry``, so that retiring ``previous`` spares them."""
+        config_failed = entry.config is None
+        kept, reasons = [], []
+        for number, old in list(previous.versions.items()):
+            new = entry.versions.get(number)
+            if old.state == "ready" and (config_failed or (new and new.state == "failed")):
+                if new is not None:
+                    reasons.append(f"version {number}: {new.error}")
+                entry.versions[number] = previous.versions.pop(number)
+                self.metrics.model_ready.labels(entry.name, str(number)).set(1)
+                kept.append(str(number))
+        if kept:
+            entry.config = entry.config or previous.config
+            why = entry.error if config_failed else "; ".join(reasons)
+            entry.error = f"reload failed ({why}); the previous load of version(s) " + (
+                f"{', '.join(kept)} still serves"
+            )
 
     async def unload_model(self, name: str) -> None:
         entry = self.models.pop(name, None)
@@ -228,8 +267,14 @@ class ModelStore:
         runtime = ModelRuntime(
             config.name, version, config, model, self.device, thread, owns_executor=not shared
         )
-        runtime.warm_up(warm_up_sizes(self.settings.batching_for(config).max_batch_size))
+        for size in warm_up_sizes(self.settings.batching_for(config).max_batch_size):
+            self._refuse_if_closing()
+            runtime.warm_up([size])
         return runtime
+
+    def _refuse_if_closing(self) -> None:
+        if self.closing:
+            raise Unavailable("the service is shutting down: no model is loaded any more")
 
     async def close(self) -> None:
         while self.models:

@@ -41,6 +41,7 @@ async def reload(request: Request, name: str) -> ModelStatus:
 
 @router.post("/{name}/unload")
 async def unload(request: Request, name: str) -> dict[str, str]:
-    """Stop serving a model: queued requests are answered first."""
+    """Stop serving a model: queued requests are answered first, within the drain budget
+    (``ATTNSERVE_DRAIN_TIMEOUT_S``); those still queued after it get 503, later ones 404."""
     await repository.unload_model(get_state(request).store, name)
     return {"status": "unloaded", "model": name}

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.client import Pool, Reply, build_request
@@ -82,3 +83,46 @@ async def send_all(pool: Pool, requests: list[bytes], concurrency: int) -> list[
             return await pool.send(raw)
 
     return list(await asyncio.gather(*(one(raw) for raw in requests)))
+
+
+#: (sent at, answered at, reply); both times in seconds relative to the end of the action.
+Timed = tuple[float, float, Reply]
+
+
+async def traffic_during(
+    pool: Pool,
+    make: RequestFactory,
+    users: int,
+    action: asyncio.Task[object],
+    *,
+    after_s: float = 0.5,
+    count: int = 5_000,
+) -> list[Timed]:
+    """Closed-loop traffic from before ``action`` until ``after_s`` after it ends (at most
+    ``count`` requests): every request with its send and answer times relative to the action's
+    end, so a test can tell what was in flight during it from what came after."""
+    log: list[tuple[float, float, Reply]] = []
+    done_at: list[float] = []
+    action.add_done_callback(lambda _: done_at.append(time.monotonic()))
+    issued = 0
+
+    async def user() -> None:
+        nonlocal issued
+        while issued < count and (not done_at or time.monotonic() < done_at[0] + after_s):
+            issued += 1
+            sent = time.monotonic()
+            reply = await pool.send(make(issued))
+            log.append((sent, time.monotonic(), reply))
+
+    await asyncio.gather(*(user() for _ in range(users)))
+    await asyncio.wait((action,))
+    return [(sent - done_at[0], answered - done_at[0], reply) for sent, answered, reply in log]
+
+
+async def manage(
+    url: str, path: str, headers: dict[str, str], delay_s: float = 0.5
+) -> httpx.Response:
+    """A management call (``POST path``) ``delay_s`` after traffic started flowing."""
+    await asyncio.sleep(delay_s)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        return await client.post(path)

@@ -110,12 +110,14 @@ def write_model(
     return path
 
 
-def add_flip_version(repo: Path, version: int) -> None:
-    """Write version ``version`` of "flip" (answering ``FLIP_LABEL[version]``) beside the others."""
-    model = Constant(LABELS.index(FLIP_LABEL[version]))
-    write_version(repo, "flip", version, model, torch.zeros(1, 3, SIZE, SIZE))
+def add_flip_version(repo: Path, version: int) -> Path:
+    """Write version ``version`` of "flip" (answering ``FLIP_LABEL[version]``) beside the
+    others; returns its model file."""
+    model = Constant(LABELS.index(FLIP_LABEL.get(version, "dark")))
+    path = write_version(repo, "flip", version, model, torch.zeros(1, 3, SIZE, SIZE))
     config = read_config(config_path(repo, "flip"))
     record_version(repo, config, version, architecture="Constant")
+    return path
 
 
 def slow_repository(repo: Path, rounds: int) -> Path:

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from service.engine.store import ModelStore
+from service.errors import Unavailable
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.service.fake_models import build_fault_repository
+from tests.service.fake_models import build_fault_repository, slow_repository
 
 
 def test_on_the_cpu_every_version_runs_on_one_inference_thread(tmp_path: Path) -> None:
@@ -39,5 +40,23 @@ def test_on_the_cpu_every_version_runs_on_one_inference_thread(tmp_path: Path) -
         await store.close()
         with pytest.raises(RuntimeError):  # the store's close stops it
             second.executor.submit(lambda: 7)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_reload_abandoned_by_shutdown_leaves_the_serving_version(tmp_path: Path) -> None:
+    """SIGTERM during a reload: the load stops at its next warm-up size with 503, and the
+    version that was serving still serves the drain."""
+    repo = slow_repository(tmp_path, rounds=1)
+
+    async def scenario() -> None:
+        store = ModelStore(repo, Settings(), Metrics(), torch.device("cpu"))
+        await store.load_all()
+        serving = store.get("slow", None)[1]
+        store.stop_loading()
+        with pytest.raises(Unavailable, match="shutting down"):
+            await store.load_model("slow")
+        assert store.get("slow", None)[1] is serving and serving.state == "ready"
+        await store.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
