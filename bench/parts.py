@@ -130,6 +130,7 @@ def part_foreign(
         cells, single = measure_model(repo, config.target, config, (reference.best_batch or 16,))
         return foreign.Figures(cells[0].images_per_s, single.total_ms)
 
+    in_process_figures = foreign.both(in_process)  # before the server starts: nothing else runs
     with servers.attnserve(repo, work) as server:
         plan = closed_plan(config, jpeg, config.foreign_concurrencies)
 
@@ -137,7 +138,7 @@ def part_foreign(
             cells = scenarios.run_cells(server, plan, *limits, False, log)
             return foreign.service_figures(cells)
 
-        measured = foreign.both(in_process), foreign.both(service)
+        measured = in_process_figures, foreign.both(service)
     return [
         "## 6. Foreign load: another process busy on one core",
         f"{config.target}: in-process at batch {reference.best_batch or 16} and one image incl. "
