@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from bench.config import PARTS, BenchConfig
-from bench.machine import Machine
-from bench.parts import log
-from bench.runner import RESULTS, run
+from bench.config import PARTS, RESULTS, BenchConfig
 from models.repository.layout import DEMO_REPOSITORY
+from service.openmp import apply_defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    # before torch loads: the in-process figures wait as the service's threads do, so the
+    # service is compared with its own model under the same OpenMP policy
+    apply_defaults()
+    from bench.machine import Machine
+    from bench.parts import log
+    from bench.runner import run
+
     config = BenchConfig(target=args.target)
     config = config.quick() if args.quick else config
     text = run(config, set(args.parts) or set(PARTS), args.repo, args.quick)

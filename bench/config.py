@@ -4,7 +4,9 @@ in well under a minute (a smoke test of the harness, not a measurement)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+RESULTS = Path(__file__).resolve().parent / "results"
 # The stage breakdown comes with "service"; "peers" needs their venvs (`make peers`).
 PARTS = ("limit", "service", "baseline", "peers", "costs", "foreign")
 

@@ -34,8 +34,6 @@ from bench.parts import (
 from bench.peers import PEERS
 from models.repository.layout import model_dir
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def peers_rows(config: BenchConfig) -> list[tuple[str, str]]:
     rows = []
