@@ -245,9 +245,8 @@ class DynamicBatcher:
         for size, seconds in runs:
             self._queue.notify(self.observer.batch, size, seconds)
             self.sizer.observe(size, seconds)
-        fit = self.sizer.cost.fit() if self.sizer.adaptive else None
-        if fit is not None:
-            self._queue.notify(self.observer.sizing, *fit, self.sizer.cap())
+        if self.sizer.fit is not None:
+            self._queue.notify(self.observer.sizing, *self.sizer.fit, self.sizer.cap())
 
     def _settle(self, task: asyncio.Task[None], batch: list[Item]) -> None:
         """Free the worker slot and make sure every item of the batch got an answer."""

@@ -70,23 +70,29 @@ class BatchSizer:
         self.target_s = None if target_latency_ms is None else target_latency_ms / 1000
         self.delay_s = max_queue_delay_ms / 1000
         self.cost = BatchCost()
+        # derived from the fit, which only changes when a batch is observed: the batcher reads
+        # the cap at every assembly, so it is computed once per forward pass, not per read
+        self.fit: tuple[float, float] | None = None
+        self._cap = 1 if self.adaptive else max_batch_size
 
     @property
     def adaptive(self) -> bool:
         return self.target_s is not None
 
     def observe(self, size: int, seconds: float) -> None:
-        if self.adaptive:
-            self.cost.observe(size, seconds)
+        if not self.adaptive:
+            return
+        self.cost.observe(size, seconds)
+        self.fit = self.cost.fit()
+        assert self.fit is not None and self.target_s is not None  # just observed; adaptive
+        self._cap = self.capped(*self.fit, self.target_s)
 
     def cap(self) -> int:
-        if self.target_s is None:
-            return self.max_batch_size
-        fit = self.cost.fit()
-        if fit is None:
-            return 1  # nothing measured yet: one image, whose time is the first observation
-        slope, intercept = fit
-        budget = (self.target_s - self.delay_s) / 2 - intercept
+        """Before anything was measured, 1: one image, whose time is the first observation."""
+        return self._cap
+
+    def capped(self, slope: float, intercept: float, target_s: float) -> int:
+        budget = (target_s - self.delay_s) / 2 - intercept
         largest = math.floor(budget / slope) if slope > 0 else self.max_batch_size
         # at most twice the largest size measured: a line through a few small batches is too
         # noisy to extrapolate far, so the cap explores upwards by doubling
