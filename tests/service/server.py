@@ -69,6 +69,16 @@ class Server:
                     total += sample.value
         return total
 
+    def wait_for_metric(
+        self, name: str, expected: float, timeout_s: float = 10.0, **labels: str
+    ) -> float:
+        """``name``'s value once it equals ``expected`` (a counter that rises to it, a gauge that
+        falls to it), or its value after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (value := self.metric(name, **labels)) != expected and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return value
+
     def stop(self) -> int:
         """SIGTERM, wait for the drain and exit; kill only if it hangs. Returns the exit code."""
         return terminate(self.process, STOP_TIMEOUT_S)

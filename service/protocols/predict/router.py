@@ -17,6 +17,7 @@ from service.engine.result import Result
 from service.errors import ErrorResponse, InvalidParameter, ServiceError
 from service.logs import request_info
 from service.protocols.body import read_images
+from service.protocols.disconnect import DisconnectWatch
 from service.protocols.predict.encoding import class_fractions, encode_heatmap, encode_mask, topk
 from service.protocols.predict.schemas import (
     PREDICT_BODY,
@@ -112,12 +113,14 @@ async def predict(
     request_info().model = target.name
     config = target.config
     maps = select_maps(attention, config)
-    job = pipeline.job(target, bool(maps), timeout_ms, request.is_disconnected)
+    watch = DisconnectWatch(request)
+    job = pipeline.job(target, bool(maps), timeout_ms, watch.is_disconnected)
     settings = state.settings
     images = await read_images(request, settings.max_upload_bytes, settings.max_files_per_request)
-    outcomes = await asyncio.gather(
-        *(pipeline.run_image(job, data) for data in images), return_exceptions=True
-    )
+    async with watch:
+        outcomes = await asyncio.gather(
+            *(pipeline.run_image(job, data) for data in images), return_exceptions=True
+        )
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, ServiceError):
             if len(outcomes) > 1:

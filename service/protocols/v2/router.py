@@ -25,6 +25,7 @@ from service.engine.result import Result
 from service.errors import BadRequest, InferenceFailed, ServiceError
 from service.logs import request_info
 from service.protocols.body import read_capped
+from service.protocols.disconnect import DisconnectWatch
 from service.protocols.v2.classification import classification_counts, classify
 from service.protocols.v2.codec import (
     InferRequest,
@@ -201,7 +202,9 @@ async def infer(request: Request, name: str, version: int | None = None) -> Resp
     body = await read_capped(request, state.settings.max_upload_bytes)
     parsed = parse_infer_request(body, request.headers.get("inference-header-content-length"))
     names, binary = requested_outputs(parsed, config)
-    outputs = await compute_outputs(state.pipeline, target, parsed, names, request.is_disconnected)
+    async with DisconnectWatch(request) as watch:
+        gone = watch.is_disconnected
+        outputs = await compute_outputs(state.pipeline, target, parsed, names, gone)
     try:
         payload, headers = encode_infer_response(
             target.name, str(target.version), parsed.id, outputs, binary

@@ -21,12 +21,7 @@ PREDICT_HEAD = "POST /predict?model=faulty HTTP/1.1\r\nHost: x\r\nContent-Type: 
 def wait_for_count(server: Server, status: str, expected: float) -> float:
     """The request counter of ``status`` once it reaches ``expected`` (it is counted after the
     server notices the client is gone), or its value after the bounded wait."""
-    deadline = time.monotonic() + COUNTED_WITHIN_S
-    while (value := server.metric(METRIC, status=status)) < expected:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return value
+    return server.wait_for_metric(METRIC, expected, COUNTED_WITHIN_S, status=status)
 
 
 def status_and_body(answer: bytes) -> tuple[int, dict]:
