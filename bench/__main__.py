@@ -4,7 +4,8 @@
 Parts: ``limit`` (1: in-process), ``service`` (2 and 5: the service under load, with its
 per-stage breakdown), ``baseline`` (3: the hand-written FastAPI app), ``peers`` (3: LitServe,
 mosec and TorchServe, each from its own venv; a missing one is skipped, with a line saying
-so), ``costs`` (4: maps, masks, v2). Default: all. ``ATTNSERVE_*`` variables in the
+so), ``costs`` (4: maps, masks, v2), ``foreign`` (6: one core busy), ``slo`` (7: a latency target
+against the fixed batch). Default: all. ``ATTNSERVE_*`` variables in the
 environment reach the server under test.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The stage breakdown comes with "service"; "peers" needs their venvs (`make peers`).
-PARTS = ("limit", "service", "baseline", "peers", "costs", "foreign")
+PARTS = ("limit", "service", "baseline", "peers", "costs", "foreign", "slo")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class BenchConfig:
     goal_concurrencies: tuple[int, ...] = (1, 32, 64)  # repeated more: the goals are read there
     cost_concurrencies: tuple[int, ...] = (1, 32)
     foreign_concurrencies: tuple[int, ...] = (1, 32)  # part 6: quiet, then one core busy
+    # part 7: a moderate load and saturation, with and without the latency target (ms), which
+    # sits below the fixed batch's p99 at the moderate load (130-180 ms at c=8 here)
+    slo_loads: tuple[int, int] = (8, 64)
+    slo_target_ms: float = 100.0
     # Of the best in-process (forward-only) throughput: a moderate load. The service also
     # decodes and parses HTTP on the same cores, so on 2 cores it saturates near 0.6 of it.
     open_rate_fraction: float = 0.4

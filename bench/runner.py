@@ -32,6 +32,7 @@ from bench.parts import (
     service_plan,
 )
 from bench.peers import PEERS
+from bench.slo import part_slo
 from models.repository.layout import model_dir
 
 
@@ -103,7 +104,7 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
     peers: list[scenarios.Cell] = []
     peers_note: str | None = None
     costs: list[scenarios.Cell] = []
-    foreign_text: list[str] = []
+    tail_sections: list[str] = []
     reference = report.Reference()
     limits = (config.run_s, config.warmup_s, config.max_requests)
     with tempfile.TemporaryDirectory(prefix="attnserve-bench-") as tmp:
@@ -141,13 +142,15 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
                 config, model_dir(repo, config.target), work, jpeg, limits
             )
         if "foreign" in parts:
-            foreign_text = part_foreign(repo, config, reference, work, jpeg, limits)
+            tail_sections = part_foreign(repo, config, reference, work, jpeg, limits)
+        if "slo" in parts:
+            tail_sections += part_slo(repo, config, work, jpeg, limits, log)
         if reference.best_batch and (service or base or peers or costs):
             text, reference = remeasure(repo, config, reference)
             sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
     sections += result_sections(service, base, peers, costs, reference, peers_note)
-    sections += foreign_text
+    sections += tail_sections
     header = [
         f"# attnserve benchmark, {date.today().isoformat()}",
         report.table(["machine", ""], Machine.describe().rows()),

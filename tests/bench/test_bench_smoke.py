@@ -23,6 +23,7 @@ TINY = replace(
     concurrencies=(1, 2),
     baseline_concurrencies=(1,),
     cost_concurrencies=(2,),
+    slo_loads=(1, 2),
     run_s=0.5,
     cost_run_s=0.5,
     warmup_s=0.2,
@@ -59,7 +60,7 @@ def test_every_part_prints_its_table(
         text = run(TINY, set(PARTS), demo_build.repo, quick=True)
     finally:
         torch.set_num_threads(threads)
-    for heading in ("## 1.", "## 2-3.", "## 4.", "## 5.", "## Goals", "## 6."):
+    for heading in ("## 1.", "## 2-3.", "## 4.", "## 5.", "## Goals", "## 6.", "## 7."):
         assert heading in text
     assert "LitServe, mosec, TorchServe not measured: run `make bench`" in text
     assert {"batch", "images/s", "ms/batch (median of quietest round)"} <= set(
@@ -97,3 +98,6 @@ def test_every_part_prints_its_table(
     (grpc_row,) = [row for row in cost_rows if row[1] == "gRPC raw out"]
     assert grpc_row[6] == "0", grpc_row  # no errors (throughput is not asserted: a timing)
     assert {"mask=none", "mask=png"} <= {row[1] for row in rows_of(text, "shapes-segmenter")}
+    assert "cap at the end" in header_of(text, "server", "c=1 req/s")
+    fixed, (slo,) = rows_of(text, "fixed max_batch_size"), rows_of(text, "target_latency_ms 100")
+    assert fixed[0][-1] == "-" and int(slo[-1]) >= 1  # only the target exports its cap
