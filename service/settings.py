@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     target_latency_ms: float | None = Field(
         default=None, gt=0, le=60_000, description="p99 goal that caps batch sizes (per model)"
     )
+    instances: int | None = Field(
+        default=None, ge=1, le=64, description="forward passes at once per model (config.json)"
+    )
     max_queue_size: int = Field(default=256, ge=1)
     timeout_ms: float = Field(default=10_000, gt=0, description="default request deadline")
     preprocess_workers: int = Field(default=2, ge=1, description="decode/pre-process threads")
@@ -78,6 +81,10 @@ class Settings(BaseSettings):
     def _known_device(cls, device: str) -> str:
         parse_device(device)
         return device
+
+    def instances_for(self, config: ModelConfig) -> int:
+        """A model's instance count: the setting overrides ``config.json``."""
+        return self.instances or config.instances
 
     def batching_for(self, config: ModelConfig) -> BatchingSpec:
         """A model's batching: each value set here overrides the model's ``config.json``."""

@@ -88,6 +88,9 @@ class ModelConfig(StrictModel):
         "(recorded by export; configs written before it have none)",
     )
     batching: BatchingSpec = BatchingSpec()
+    # Triton's instance_group count: forward passes of this model that may run at once, each
+    # on its own thread with an equal share of the torch threads (service/engine/store.py)
+    instances: int = Field(default=1, ge=1, le=64)
     versions: dict[int, VersionInfo] = Field(default_factory=dict)
     description: str = ""
 

@@ -9,9 +9,10 @@ decides *what* runs (which items, how many); the runtime knows *how*, including,
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import torch
@@ -21,6 +22,8 @@ from models.repository.formats import ServableModel
 from service.engine.result import Result
 from service.errors import InferenceFailed, NonFiniteOutput, ServiceError
 from service.settings import parse_device
+
+BARRIER_TIMEOUT_S = 120.0  # warming every instance thread: a stuck one fails the load
 
 
 class ModelRuntime:
@@ -78,6 +81,18 @@ class ModelRuntime:
             for with_maps in (False, True):
                 self.run_batch(zeros, with_maps)
 
+    def warm_every_thread(self, threads: int) -> list[Future[None]]:
+        """One batch-1 pass on each of the executor's ``threads`` threads (model instances):
+        a barrier holds every task until each has a thread of its own, so every thread's
+        OpenMP team exists before the first request (the graph is already optimised)."""
+        barrier = threading.Barrier(threads, timeout=BARRIER_TIMEOUT_S)
+
+        def warm() -> None:
+            barrier.wait()
+            self.warm_up([1])
+
+        return [self.executor.submit(warm) for _ in range(threads)]
+
     def close(self) -> None:
         """Stop its own worker thread after the work already handed to it has finished (a
         shared thread belongs to whoever shared it)."""
@@ -85,15 +100,29 @@ class ModelRuntime:
             self.executor.shutdown(wait=True)
 
 
-def inference_thread(name: str) -> ThreadPoolExecutor:
+def inference_thread(name: str, torch_threads: int | None = None) -> ThreadPoolExecutor:
     """One thread for forward passes. On the CPU the service gives every model version the same
     one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
     thread. With more OpenMP threads than cores, libgomp stops its threads spinning between
     parallel regions, and each of the hundreds of small regions of a forward pass then pays a
     futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms instead of 4.2 ms (2 cores) once a
     second thread had run the model. For the same reason a version is loaded and warmed up on
-    the thread that will serve it."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    the thread that will serve it. ``torch_threads``: the thread's own OpenMP team size, set
+    when it starts (torch gives a new thread the count last set by any thread, and
+    :func:`instance_threads` sets smaller ones)."""
+    if torch_threads is None:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    return ThreadPoolExecutor(1, name, initializer=torch.set_num_threads, initargs=(torch_threads,))
+
+
+def instance_threads(name: str, instances: int, torch_threads: int) -> ThreadPoolExecutor:
+    """The threads of a model with ``instances`` > 1 (Triton's instance_group count): up to
+    that many forward passes run at once, each in its own thread with an equal share of the
+    ``torch_threads`` (at least one), so the OpenMP threads in all stay within the quota. On
+    2 cores, 2 x 1 thread replaces one team of 2: no barrier between the two cores inside a
+    forward pass, and a preempted thread stalls only its own batch."""
+    share = max(1, torch_threads // instances)
+    return ThreadPoolExecutor(instances, name, initializer=torch.set_num_threads, initargs=(share,))
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

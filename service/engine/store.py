@@ -29,7 +29,12 @@ from models.repository.layout import (
     model_names,
 )
 from service.engine.batcher import DynamicBatcher
-from service.engine.runtime import ModelRuntime, inference_thread, warm_up_sizes
+from service.engine.runtime import (
+    ModelRuntime,
+    inference_thread,
+    instance_threads,
+    warm_up_sizes,
+)
 from service.errors import NotFound, Unavailable
 from service.metrics import Metrics
 from service.settings import Settings
@@ -92,7 +97,12 @@ class ModelStore:
         self.loaded = False  # the initial load has finished (whatever its models' outcome)
         self.load_error: str | None = None
         self.closing = False  # shutdown began: see stop_loading
-        self._cpu_thread = inference_thread("attnserve-inference") if device.type == "cpu" else None
+        self._torch_threads = torch.get_num_threads()  # as the CLI set it, from the CPU quota
+        self._cpu_thread = (
+            inference_thread("attnserve-inference", self._torch_threads)
+            if device.type == "cpu"
+            else None
+        )
 
     @property
     def default_model(self) -> str | None:
@@ -219,11 +229,19 @@ class ModelStore:
         loaded = LoadedVersion(name=config.name, version=version)
         ready_gauge = self.metrics.model_ready.labels(config.name, str(version))
         ready_gauge.set(0)
-        thread = self._cpu_thread or inference_thread(f"attnserve-{config.name}-v{version}")
+        instances = self.settings.instances_for(config)
+        name = f"attnserve-{config.name}-v{version}"
+        if instances > 1:
+            thread = instance_threads(name, instances, self._torch_threads)
+        else:
+            thread = self._cpu_thread or inference_thread(name)
         try:
             runtime = await asyncio.get_running_loop().run_in_executor(
                 thread, self._build_runtime, config, version, thread
             )
+            if instances > 1:
+                warming = runtime.warm_every_thread(instances)
+                await asyncio.gather(*(asyncio.wrap_future(done) for done in warming))
         except Exception as error:  # a broken file fails this version only
             if thread is not self._cpu_thread:
                 thread.shutdown(wait=False)
@@ -232,7 +250,7 @@ class ModelStore:
             return loaded
         loaded.runtime = runtime
         batching = self.settings.batching_for(config)
-        worker_slot = asyncio.Semaphore(1)
+        worker_slot = asyncio.Semaphore(instances)  # batches of this version at once
         for with_maps in (False, True):
             batcher = DynamicBatcher(
                 runtime,
