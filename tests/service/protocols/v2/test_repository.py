@@ -3,7 +3,9 @@ index says why a folder is not served, a broken load is a 400 with that reason, 
 parameters and names get a clear 4xx in the v2 error body, never a 500."""
 
 import httpx
+import jsonschema
 import pytest
+from openapi_spec_validator import validate
 
 from tests.service.conftest import API_KEY
 from tests.service.server import Server
@@ -77,3 +79,21 @@ def test_the_key_is_checked_before_the_body_is_read(fault_server: Server) -> Non
     with fault_server.client() as client:
         answer = client.post("/v2/repository/index", content=b"not json")
         assert answer.status_code == 401 and "Bearer" in answer.json()["error"]
+
+
+def test_the_openapi_document_describes_them(fault_server: Server) -> None:
+    """With a key the spec holds the repository endpoints, stays valid, documents their
+    optional bodies, and a real index validates against the schema it declares."""
+    with fault_server.client() as client:
+        spec = client.get("/openapi.json").json()
+    validate(spec)
+    operation = spec["paths"]["/v2/repository/index"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is False
+    assert body["content"]["application/json"]["schema"]["properties"]["ready"]["type"] == "boolean"
+    unload = spec["paths"]["/v2/repository/models/{name}/unload"]["post"]["requestBody"]
+    assert "parameters" in unload["content"]["application/json"]["schema"]["properties"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["type"] == "array"
+    index = post(fault_server, "/v2/repository/index").json()
+    jsonschema.validate(index, {**schema, "components": spec["components"]})
