@@ -16,8 +16,10 @@ from service.errors import BadRequest, InvalidParameter, NotFound
 #: Triton's index states; a version being retired (``unloaded``) is UNAVAILABLE already
 INDEX_STATES = {"ready": "READY", "loading": "LOADING", "failed": "UNAVAILABLE",
                 "unloaded": "UNAVAILABLE"}  # fmt: skip
+#: Triton's load parameters are overrides (``config``, ``file:...``): see check_parameters
+LOAD_PARAMETERS: dict[str, type] = {}
 #: Triton's unload parameter: no attnserve model depends on another, so it changes nothing
-UNLOAD_PARAMETERS = {"unload_dependents": bool}
+UNLOAD_PARAMETERS: dict[str, type] = {"unload_dependents": bool}
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelLoadRequest, context: Any
     ) -> Any:
         self._authorize(context, request.repository_name)
-        repository.check_parameters("load", parameter_values(request.parameters), {})
+        parameters = parameter_values(request.parameters)
+        repository.check_parameters("load", parameters, repository.LOAD_PARAMETERS)
         repository.require_loaded(await repository.load_model(self.state.store, request.model_name))
         return pb.RepositoryModelLoadResponse()
 

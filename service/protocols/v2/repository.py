@@ -81,7 +81,7 @@ async def load(request: Request, name: str) -> Response:
     """Load (or reload) a model folder: 200 (empty, as Triton answers) once every version is
     ready; 400 with the reason when one fails to load."""
     parameters = (await read_body(request, ModelRequest)).parameters
-    repository.check_parameters("load", parameters, {})
+    repository.check_parameters("load", parameters, repository.LOAD_PARAMETERS)
     repository.require_loaded(await repository.load_model(get_state(request).store, name))
     return Response()
 
