@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hmac
 
+from fastapi import Request
 from pydantic import SecretStr
 
 from service.errors import Unauthorized
+from service.state import get_state
 
 
 def check_api_key(key: SecretStr | None, authorization: str) -> None:
@@ -19,3 +21,8 @@ def check_api_key(key: SecretStr | None, authorization: str) -> None:
         or not hmac.compare_digest(token.strip().encode(), key.get_secret_value().encode())
     ):
         raise Unauthorized("management needs 'Authorization: Bearer <api key>'")
+
+
+def require_api_key(request: Request) -> None:
+    """The HTTP routers' dependency: the management and the v2 repository endpoints."""
+    check_api_key(get_state(request).settings.api_key, request.headers.get("authorization", ""))

@@ -53,3 +53,14 @@ def model_names(repo: Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILENAME).is_file())
+
+
+def model_folders(repo: Path) -> list[str]:
+    """Every folder that is meant as a model, sorted: those with a config.json and every
+    visible one without (a broken model is reported, not missed); the store loads these and
+    the repository index lists them."""
+    root = Path(repo)
+    if not root.is_dir():
+        return []
+    visible = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return sorted(visible | set(model_names(root)))

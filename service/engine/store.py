@@ -26,7 +26,7 @@ from models.repository.layout import (
     existing_versions,
     model_dir,
     model_file,
-    model_names,
+    model_folders,
 )
 from service.engine.batcher import DynamicBatcher
 from service.engine.runtime import (
@@ -135,8 +135,7 @@ class ModelStore:
         """Load every model of the repository; a failure of the repository itself (not of one
         model) is kept in ``load_error`` for /readyz, and the process lives on."""
         try:
-            candidates = sorted({*model_names(self.repo), *self._folders_without_config()})
-            for name in candidates:
+            for name in model_folders(self.repo):
                 await self.load_model(name)
         except Unavailable as error:  # shutting down: the rest is not loaded
             log.info("loading stopped: %s", error)
@@ -147,11 +146,6 @@ class ModelStore:
             return
         self.loaded = True
         log.info("models loaded: %s", {n: e.ready for n, e in self.models.items()})
-
-    def _folders_without_config(self) -> list[str]:
-        if not self.repo.is_dir():
-            return []
-        return [p.name for p in self.repo.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
     async def load_model(self, name: str) -> ModelEntry:
         """(Re)load every version of ``name``; a running model keeps serving until the new

@@ -30,6 +30,7 @@ from service.http.errors import UnansweredErrors, install_error_handlers
 from service.http.middleware import RequestMetrics
 from service.metrics import Metrics
 from service.protocols.predict import router as predict
+from service.protocols.v2 import repository as v2_repository
 from service.protocols.v2 import router as v2
 from service.settings import Settings
 from service.state import AppState
@@ -88,8 +89,9 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(v2.router)
     app.include_router(page.router)
-    if settings.api_key is not None:
+    if settings.api_key is not None:  # both need the key: without one they do not exist
         app.include_router(management.router)
+        app.include_router(v2_repository.router)
     app.add_middleware(UnansweredErrors)  # innermost: what it answers is counted and has an id
     app.add_middleware(RequestMetrics, state=state)
     if settings.cors_origins:

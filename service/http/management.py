@@ -6,15 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from service import repository
-from service.auth import check_api_key
+from service.auth import require_api_key
 from service.errors import NotFound
 from service.http.health import ModelStatus, model_statuses
 from service.state import get_state
-
-
-def require_api_key(request: Request) -> None:
-    check_api_key(get_state(request).settings.api_key, request.headers.get("authorization", ""))
-
 
 router = APIRouter(prefix="/models", tags=["management"], dependencies=[Depends(require_api_key)])
 
@@ -30,8 +25,8 @@ def status_of(request: Request, name: str) -> ModelStatus:
 async def load(request: Request, name: str) -> ModelStatus:
     """Load (or reload) every version of a model folder of the repository. In-flight
     requests finish on the old versions, which drain once the new ones are ready."""
-    name = await repository.load_model(get_state(request).store, name)
-    return status_of(request, name)
+    entry = await repository.load_model(get_state(request).store, name)
+    return status_of(request, entry.name)
 
 
 @router.post("/{name}/reload", response_model=ModelStatus)

@@ -39,8 +39,9 @@ from service.protocols.grpc.codec import (
     parse_model_infer,
     server_metadata,
 )
+from service.protocols.grpc.repository import index_response, parameter_values
 from service.protocols.grpc.status import status_code
-from service.protocols.v2.router import SERVER, compute_outputs, metadata, requested_outputs
+from service.protocols.v2.router import compute_outputs, metadata, requested_outputs, server_info
 from service.state import AppState
 
 log = logging.getLogger("attnserve")
@@ -166,7 +167,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> Any:
-        return server_metadata(SERVER)
+        return server_metadata(server_info(self.state.settings))
 
     @rpc
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> Any:
@@ -197,7 +198,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelLoadRequest, context: Any
     ) -> Any:
         self._authorize(context, request.repository_name)
-        await repository.load_model(self.state.store, request.model_name)
+        parameters = parameter_values(request.parameters)
+        repository.check_parameters("load", parameters, repository.LOAD_PARAMETERS)
+        repository.require_loaded(await repository.load_model(self.state.store, request.model_name))
         return pb.RepositoryModelLoadResponse()
 
     @rpc
@@ -205,8 +208,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelUnloadRequest, context: Any
     ) -> Any:
         self._authorize(context, request.repository_name)
+        parameters = parameter_values(request.parameters)
+        repository.check_parameters("unload", parameters, repository.UNLOAD_PARAMETERS)
         await repository.unload_model(self.state.store, request.model_name)
         return pb.RepositoryModelUnloadResponse()
+
+    @rpc
+    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> Any:
+        self._authorize(context, request.repository_name)
+        return index_response(repository.repository_index(self.state.store, request.ready))
 
     def _authorize(self, context: grpc.aio.ServicerContext, repository_name: str) -> None:
         """The API key, as over HTTP (``authorization: Bearer <key>`` metadata); one repository."""

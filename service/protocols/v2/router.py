@@ -36,6 +36,7 @@ from service.protocols.v2.codec import (
 )
 from service.protocols.v2.schemas import INFER_BODY, infer_responses
 from service.protocols.v2.tensors import batch_size
+from service.settings import Settings
 from service.state import get_state
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -46,9 +47,16 @@ DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
 
+def server_info(settings: Settings) -> dict[str, Any]:
+    """SERVER as this process serves it: ``model_repository`` only where its endpoints are
+    mounted (an API key is set), so that the list is exactly what answers."""
+    repository = ["model_repository"] if settings.api_key is not None else []
+    return {**SERVER, "extensions": SERVER["extensions"] + repository}
+
+
 @router.get("")
-async def server_metadata() -> dict[str, Any]:
-    return SERVER
+async def server_metadata(request: Request) -> dict[str, Any]:
+    return server_info(get_state(request).settings)
 
 
 @router.get("/health/live")
