@@ -131,7 +131,8 @@ def test_readiness_before_warm_up_and_drain_on_sigterm(tmp_path: Path) -> None:
             target=lambda: answers.append(post(server, solid(DARK), model="slow"))
         )
         in_flight.start()
-        time.sleep(0.1)
+        # in flight before the signal (a fixed sleep lost that race on a loaded machine)
+        assert server.wait_for_metric("attnserve_inflight_requests", 1, 60.0) == 1
         server.process.send_signal(15)
         time.sleep(0.1)
         assert httpx.get(server.url + "/readyz").status_code == 503
