@@ -30,6 +30,7 @@ from models.repository.layout import (
 )
 from service.engine.batcher import DynamicBatcher
 from service.engine.runtime import ModelRuntime, inference_thread, warm_up_sizes
+from service.engine.statistics import VersionStatistics
 from service.errors import NotFound, Unavailable
 from service.metrics import Metrics
 from service.settings import Settings
@@ -47,6 +48,7 @@ class LoadedVersion:
     error: str | None = None
     runtime: ModelRuntime | None = None
     batchers: dict[bool, DynamicBatcher] = field(default_factory=dict)  # key: with_maps
+    statistics: VersionStatistics = field(default_factory=VersionStatistics)  # this load's
 
     async def stop(self, drain_timeout_s: float) -> None:
         await asyncio.gather(*(b.stop(drain_timeout_s) for b in self.batchers.values()))
@@ -243,6 +245,7 @@ class ModelStore:
                 observer=self.metrics.observer(config.name, with_maps),
                 worker_slots=worker_slot,
                 target_latency_ms=batching.target_latency_ms,
+                statistics=loaded.statistics,
             )
             await batcher.start()
             loaded.batchers[with_maps] = batcher
