@@ -92,6 +92,20 @@ def test_a_bad_image_is_a_fail_not_a_success(client: triton.InferenceServerClien
     assert "success.count" not in change and "inference_count" not in change
 
 
+def test_predict_requests_count_too(
+    client: triton.InferenceServerClient, demo_server: Server
+) -> None:
+    images = [encode(image) for image in generate_batch(6, 2, 64)[0]]
+    files = [("file", (f"{i}.png", data, "image/png")) for i, data in enumerate(images)]
+    before = version_stats(client)
+    with demo_server.client() as http:
+        assert http.post("/predict", files=files, params={"model": CLASSIFIER}).status_code == 200
+        bad = http.post("/predict", content=b"not an image", headers={"content-type": "image/png"})
+        assert bad.status_code == 400
+    change = delta(before, version_stats(client))
+    assert (change["inference_count"], change["success.count"], change["fail.count"]) == (2, 1, 1)
+
+
 def test_every_model_and_version_and_unknown_ones(
     client: triton.InferenceServerClient, demo_server: Server
 ) -> None:
