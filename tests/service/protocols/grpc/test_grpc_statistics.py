@@ -34,6 +34,18 @@ def test_grpc_counts_and_http_agree(grpc_demo: GrpcServer) -> None:
     assert json_format.ParseDict(over_http, service_pb2.ModelStatisticsResponse()) == response
 
 
+def test_an_expired_request_is_a_fail(grpc_demo: GrpcServer) -> None:
+    client = grpc_demo.grpc()
+    before = client.get_inference_statistics(CLASSIFIER, "1").model_stats[0]
+    image = grpc_fp32(np.zeros((1, 3, 64, 64), dtype=np.float32))
+    status, _ = status_of(client.infer, CLASSIFIER, [image], timeout=1)  # Triton's, in us
+    assert status == "StatusCode.DEADLINE_EXCEEDED"
+    after = client.get_inference_statistics(CLASSIFIER, "1").model_stats[0]
+    assert after.inference_stats.fail.count == before.inference_stats.fail.count + 1
+    assert after.inference_stats.success.count == before.inference_stats.success.count
+    assert after.inference_count == before.inference_count
+
+
 def test_every_model_when_none_is_named_and_unknown_ones(grpc_demo: GrpcServer) -> None:
     client = grpc_demo.grpc()
     names = {entry.name for entry in client.get_inference_statistics().model_stats}
