@@ -29,6 +29,7 @@ from service.engine.queue import BatchObserver, DeadlineQueue, Disconnected, Ite
 from service.engine.result import Result
 from service.engine.runtime import BatchRunner, run_items
 from service.engine.sizing import BatchSizer
+from service.engine.statistics import Execution, VersionStatistics
 from service.errors import InferenceFailed, ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class DynamicBatcher:
         observer: BatchObserver | None = None,
         worker_slots: asyncio.Semaphore | None = None,
         target_latency_ms: float | None = None,
+        statistics: VersionStatistics | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("max_batch_size and max_queue_size must be >= 1, the delay >= 0")
@@ -65,6 +67,7 @@ class DynamicBatcher:
         # the batch-size cap: max_batch_size, or what target_latency_ms allows (sizing.py)
         self.sizer = BatchSizer(max_batch_size, target_latency_ms, max_queue_delay_ms)
         self.observer: BatchObserver = observer or NullObserver()
+        self.statistics = statistics  # its version's forward passes (Triton's statistics)
         # One batch per runtime in compute at a time, across its with- and without-maps batchers.
         self.worker_slots = worker_slots or asyncio.Semaphore(1)
         name = f"{getattr(runtime, 'name', 'model')} v{getattr(runtime, 'version', '?')}"
@@ -224,7 +227,7 @@ class DynamicBatcher:
 
     async def _compute(self, batch: list[Item]) -> None:
         """Run the batch in the runtime's thread, then answer its items here on the loop."""
-        runs: list[tuple[int, float]] = []
+        runs: list[Execution] = []
 
         def work() -> tuple[float, float, list[Result | ServiceError]]:
             started = time.monotonic()
@@ -242,9 +245,11 @@ class DynamicBatcher:
                 continue
             queue_ms = (started - item.submitted) * 1000
             item.future.set_result(replace(out, queue_ms=queue_ms, inference_ms=elapsed * 1000))
-        for size, seconds in runs:
-            self._queue.notify(self.observer.batch, size, seconds)
-            self.sizer.observe(size, seconds)
+        for run in runs:
+            self._queue.notify(self.observer.batch, run.size, run.seconds)
+            self.sizer.observe(run.size, run.seconds)
+            if self.statistics is not None:
+                self.statistics.executed(run)
         if self.sizer.fit is not None:
             self._queue.notify(self.observer.sizing, *self.sizer.fit, self.sizer.cap())
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from prometheus_client import Gauge
@@ -34,12 +34,14 @@ from service.engine.memory import (
 )
 from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.engine.result import Result
+from service.engine.statistics import VersionStatistics
 from service.engine.store import LoadedVersion, ModelStore
 from service.errors import (
     ClientDisconnected,
     DeadlineExceeded,
     InvalidParameter,
     NotFound,
+    ServiceError,
     Unavailable,
 )
 from service.imaging import load_for_model
@@ -65,6 +67,8 @@ class Job:
     with_maps: bool
     deadline: float  # time.monotonic()
     is_disconnected: Disconnected | None = None
+    started: float = field(default_factory=time.monotonic)  # the request's statistics start
+    results: list[Result] = field(default_factory=list)  # its images' results as they come
 
 
 class DecodeBacklog:
@@ -146,14 +150,18 @@ class Pipeline:
             preprocess_s = time.perf_counter() - started
             self.metrics.preprocess_duration.labels(job.target.name).observe(preprocess_s)
             result = await self._submit(job, loaded, reservation, tensor)
-        return replace(result, preprocess_ms=preprocess_s * 1000, original_size=size)
+        result = replace(result, preprocess_ms=preprocess_s * 1000, original_size=size)
+        job.results.append(result)
+        return result
 
     async def run_tensor(self, job: Job, tensor: torch.Tensor) -> Result:
         """Run one image that is already the model's input (3, H, W), within the budget."""
         nbytes = tensor_bytes(job.target.config, job.with_maps)
         async with self.memory.reserve(nbytes, job.deadline, job.is_disconnected):
             with self._admit(job) as (loaded, reservation):
-                return await self._submit(job, loaded, reservation, tensor)
+                result = await self._submit(job, loaded, reservation, tensor)
+        job.results.append(result)
+        return result
 
     def encoding_mask(self, job: Job, result: Result) -> AbstractAsyncContextManager[None]:
         """Memory for a segmenter's mask at the original size while a protocol encodes it:
@@ -161,6 +169,39 @@ class Pipeline:
         height, width = result.original_size or (0, 0)
         nbytes = mask_bytes(height * width) if job.target.config.task == "segmentation" else 0
         return self.memory.reserve(nbytes, job.deadline, job.is_disconnected)
+
+    @contextmanager
+    def counting(self, job: Job) -> Iterator[None]:
+        """Count the request in its version's statistics (:mod:`service.engine.statistics`): a
+        success with its images' results when the block ends, else, whatever the error (a
+        cancellation too), a fail. A version unloaded meanwhile took its statistics with it."""
+        try:
+            yield
+        except BaseException:
+            statistics = self._statistics_of(job.target)
+            if statistics is not None:
+                statistics.failed(time.monotonic() - job.started)
+            raise
+        statistics = self._statistics_of(job.target)
+        if statistics is not None:
+            statistics.succeeded(time.monotonic() - job.started, job.results)
+
+    def statistics(
+        self, name: str | None = None, version: int | None = None
+    ) -> list[tuple[str, int, VersionStatistics]]:
+        """(name, version, statistics) of every ready version, of every model when ``name`` is
+        None, else of that model (or only its ``version``); raises NotFound or Unavailable as
+        :meth:`target` does."""
+        if name is None:
+            entries = [self.store.models[n] for n in sorted(self.store.models)]
+        else:
+            entries = [self.store.get(name, version)[0]]
+        return [
+            (entry.name, loaded.version, loaded.statistics)
+            for entry in entries
+            for number, loaded in sorted(entry.versions.items())
+            if loaded.state == "ready" and version in (None, number)
+        ]
 
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)
@@ -205,6 +246,12 @@ class Pipeline:
         loaded = self._serving(job.target)
         with loaded.batchers[job.with_maps].reserve() as reservation:
             yield loaded, reservation
+
+    def _statistics_of(self, target: Target) -> VersionStatistics | None:
+        try:
+            return self._serving(target).statistics
+        except ServiceError:  # unloaded, or no longer ready
+            return None
 
     def _serving(self, target: Target) -> LoadedVersion:
         """The live version of ``target``: after a reload, the new one of the same number."""

@@ -20,6 +20,7 @@ import torch
 from models.repository.config import ModelConfig
 from models.repository.formats import ServableModel
 from service.engine.result import Result
+from service.engine.statistics import Execution
 from service.errors import InferenceFailed, NonFiniteOutput, ServiceError
 from service.settings import parse_device
 
@@ -144,20 +145,22 @@ def run_items(
     runner: BatchRunner,
     tensors: list[torch.Tensor],
     with_maps: bool,
-    runs: list[tuple[int, float]],
+    runs: list[Execution],
 ) -> list[Result | ServiceError]:
     """Stack, run and split per item, in the worker thread, so that one bad item never fails
     its batch-mates: out of memory halves the batch (recursively), any other error re-runs each
     item alone, and only an item that fails alone gets an error. Every forward pass that
-    succeeds appends its (size, seconds) to ``runs``."""
+    succeeds appends its :class:`Execution` (size and the time of each stage, see
+    :mod:`service.engine.statistics`) to ``runs``, and each of its results refers to it."""
     started = time.monotonic()
     try:
-        logits, maps = runner.run_batch(torch.stack(tensors), with_maps)
+        batch = torch.stack(tensors)
+        stacked = time.monotonic()
+        logits, maps = runner.run_batch(batch, with_maps)
+        computed = time.monotonic()
         finite = _finite_per_item([logits, *maps.values()])
-        outputs: list[Result | ServiceError] = [
-            Result(logits[i], {key: value[i] for key, value in maps.items()}, len(tensors))
-            if finite[i]
-            else NonFiniteOutput(NON_FINITE_MESSAGE)
+        parts = [
+            (logits[i], {key: value[i] for key, value in maps.items()}) if finite[i] else None
             for i in range(len(tensors))
         ]
     except torch.cuda.OutOfMemoryError as error:  # before Exception: it is a RuntimeError
@@ -171,8 +174,15 @@ def run_items(
             message = f"model raised {type(error).__name__}: {error}"
             return [InferenceFailed(message)]
         return [out for tensor in tensors for out in run_items(runner, [tensor], with_maps, runs)]
-    runs.append((len(tensors), time.monotonic() - started))
-    return outputs
+    now = time.monotonic()
+    execution = Execution(len(tensors), stacked - started, computed - stacked, now - computed)
+    runs.append(execution)
+    return [
+        Result(*part, batch_size=len(tensors), execution=execution)
+        if part is not None
+        else NonFiniteOutput(NON_FINITE_MESSAGE)
+        for part in parts
+    ]
 
 
 NON_FINITE_MESSAGE = (

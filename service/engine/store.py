@@ -35,6 +35,7 @@ from service.engine.runtime import (
     instance_threads,
     warm_up_sizes,
 )
+from service.engine.statistics import VersionStatistics
 from service.errors import NotFound, Unavailable
 from service.metrics import Metrics
 from service.settings import Settings
@@ -52,6 +53,7 @@ class LoadedVersion:
     error: str | None = None
     runtime: ModelRuntime | None = None
     batchers: dict[bool, DynamicBatcher] = field(default_factory=dict)  # key: with_maps
+    statistics: VersionStatistics = field(default_factory=VersionStatistics)  # this load's
 
     async def stop(self, drain_timeout_s: float) -> None:
         await asyncio.gather(*(b.stop(drain_timeout_s) for b in self.batchers.values()))
@@ -255,6 +257,7 @@ class ModelStore:
                 observer=self.metrics.observer(config.name, with_maps),
                 worker_slots=worker_slot,
                 target_latency_ms=batching.target_latency_ms,
+                statistics=loaded.statistics,
             )
             await batcher.start()
             loaded.batchers[with_maps] = batcher

@@ -32,6 +32,7 @@ from service.metrics import Metrics
 from service.protocols.predict import router as predict
 from service.protocols.v2 import repository as v2_repository
 from service.protocols.v2 import router as v2
+from service.protocols.v2 import statistics as v2_statistics
 from service.settings import Settings
 from service.state import AppState
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(predict.router)
+    app.include_router(v2_statistics.router)  # first: /v2/models/stats is no model's metadata
     app.include_router(v2.router)
     app.include_router(page.router)
     if settings.api_key is not None:  # both need the key: without one they do not exist

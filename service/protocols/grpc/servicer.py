@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import json_format
 
 from service import repository
 from service.auth import check_api_key
@@ -42,6 +43,7 @@ from service.protocols.grpc.codec import (
 from service.protocols.grpc.repository import index_response, parameter_values
 from service.protocols.grpc.status import status_code
 from service.protocols.v2.router import compute_outputs, metadata, requested_outputs, server_info
+from service.protocols.v2.statistics import statistics_response
 from service.state import AppState
 
 log = logging.getLogger("attnserve")
@@ -192,6 +194,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             pipeline, target, parsed, names, cancelled, timeout_ms(context, parsed.parameters)
         )
         return encode_model_infer(target.name, str(target.version), parsed.id, outputs)
+
+    @rpc
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> Any:
+        """Triton's statistics extension: every model's when the request names none."""
+        if not request.name and request.version:
+            raise BadRequest("a model version was given without a model name")
+        stats = statistics_response(
+            self.state.pipeline, request.name or None, version_of(request.version)
+        )
+        return json_format.ParseDict(stats, pb.ModelStatisticsResponse())
 
     @rpc
     async def RepositoryModelLoad(

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from models.repository.config import ModelConfig
-from service.engine.pipeline import Pipeline, Target
+from service.engine.pipeline import Job, Pipeline, Target
 from service.engine.result import Result
 from service.errors import BadRequest, InferenceFailed, ServiceError
 from service.logs import request_info
@@ -42,7 +42,7 @@ from service.state import get_state
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
 SERVER = {"name": "attnserve", "version": "0.1.0",
-          "extensions": ["binary_tensor_data", "classification"]}  # fmt: skip
+          "extensions": ["binary_tensor_data", "classification", "statistics"]}  # fmt: skip
 DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
@@ -133,21 +133,13 @@ def requested_outputs(infer: InferRequest, config: ModelConfig) -> tuple[list[st
     return names, binary
 
 
-async def run_items(
-    pipeline: Pipeline,
-    target: Target,
-    infer: InferRequest,
-    with_maps: bool,
-    is_disconnected: Callable[[], Awaitable[bool]] | None,
-    timeout_ms: float | None = None,
-) -> list[Result]:
+async def run_items(pipeline: Pipeline, job: Job, infer: InferRequest) -> list[Result]:
     if len(infer.inputs) != 1:
         raise BadRequest(f"send exactly one input ('input' FP32 or 'image' BYTES), "
                          f"got {len(infer.inputs)}")  # fmt: skip
     tensor = infer.inputs[0]
-    config = target.config
+    config = job.target.config
     batch_size(tensor.name, tensor.datatype, tensor.shape, pipeline.settings.max_files_per_request)
-    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
     if tensor.datatype == "BYTES":
         return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
     expected = (3, config.input.height, config.input.width)
@@ -167,13 +159,16 @@ async def compute_outputs(
     is_disconnected: Callable[[], Awaitable[bool]] | None,
     timeout_ms: float | None = None,
 ) -> list[OutputTensor]:
-    """Run a validated request and collect its ``names`` outputs (every protocol's infer)."""
-    counts = classification_counts(infer, target.config)
+    """Run a validated request and collect its ``names`` outputs (every protocol's infer),
+    counted in the model version's statistics from here on."""
     with_maps = any(n in target.config.attention_maps for n in names)
-    results = await run_items(pipeline, target, infer, with_maps, is_disconnected, timeout_ms)
-    outputs = [collect(n, results) for n in names]
-    labels = target.config.labels
-    return [classify(o, counts[o.name], labels) if o.name in counts else o for o in outputs]
+    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
+    with pipeline.counting(job):
+        counts = classification_counts(infer, target.config)
+        results = await run_items(pipeline, job, infer)
+        outputs = [collect(n, results) for n in names]
+        labels = target.config.labels
+        return [classify(o, counts[o.name], labels) if o.name in counts else o for o in outputs]
 
 
 def collect(name: str, results: list[Result]) -> OutputTensor:

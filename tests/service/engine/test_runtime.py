@@ -18,6 +18,7 @@ from service.engine.runtime import (
     run_items,
     warm_up_sizes,
 )
+from service.engine.statistics import Execution
 from service.errors import NonFiniteOutput
 
 SIZE = 8
@@ -236,7 +237,7 @@ class Overflowing:
 def test_a_non_finite_output_is_that_items_own_4xx(with_maps: bool) -> None:
     huge = torch.full((3, SIZE, SIZE), 1e30)
     tensors = [torch.zeros(3, SIZE, SIZE), huge, torch.ones(3, SIZE, SIZE)]
-    runs: list[tuple[int, float]] = []
+    runs: list[Execution] = []
     outcomes = run_items(Overflowing(), tensors, with_maps, runs)
     assert isinstance(outcomes[1], NonFiniteOutput) and outcomes[1].status == 422
     assert "NaN or Inf" in outcomes[1].message
