@@ -36,7 +36,7 @@ from PIL import (
 )
 
 from models.repository.config import InputSpec
-from service.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
+from service.errors import InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 SUPPORTED_CONTENT_TYPES: frozenset[str] = frozenset(
     {"image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff"}
@@ -81,6 +81,68 @@ def check_content_type(content_type: str | None) -> None:
         )
 
 
+class Probed:
+    """An upload whose header was read once: Pillow opens an image without decoding it, so
+    admission sizes it from this (:func:`service.engine.memory.image_bytes`) and the decoder
+    goes on from the same opened image instead of parsing the header again.
+
+    A header that could not be read, or that declares more than the pixel limit, is kept as
+    the error the decoder raises in its turn, so a request is refused for it at the same point
+    (and after the same admission checks) as if the decoder had read the header itself.
+    """
+
+    def __init__(
+        self,
+        nbytes: int,
+        max_pixels: int,
+        image: Image.Image | None,
+        error: ServiceError | None = None,
+        size: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.nbytes = nbytes  # of the upload
+        self.max_pixels = max_pixels
+        self.size = image.size if image is not None else size  # (width, height); 0 unread
+        self.mode = image.mode if image is not None else ""
+        self.error = error
+        self._image = image
+
+    @property
+    def pixels(self) -> int:
+        return self.size[0] * self.size[1]
+
+    def take(self) -> Image.Image:
+        """The opened image, for the one decode: raises the header's error, and forgets the
+        image, so that its decoded pixels live no longer than the decoder keeps them."""
+        if self.error is not None:
+            raise self.error
+        image, self._image = self._image, None
+        if image is None:
+            raise RuntimeError("a probed image is decoded once")
+        return image
+
+
+def probe(data: bytes, *, max_pixels: int) -> Probed:
+    """Read the header of ``data`` (identified by content, whatever the declared type said)."""
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    if not data:
+        error = InvalidImage(f"empty body: send the bytes of an image ({_FORMATS_TEXT})")
+        return Probed(0, max_pixels, None, error)
+    _allow_pillow_up_to(max_pixels)
+    try:
+        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except Exception as error:
+        return Probed(len(data), max_pixels, None, _unreadable(error, max_pixels))
+    width, height = image.size
+    if width * height > max_pixels:
+        too_large = PayloadTooLarge(
+            f"image is {width}x{height} ({width * height:,} pixels), over the limit of "
+            f"{max_pixels:,} pixels: send a smaller image"
+        )
+        return Probed(len(data), max_pixels, None, too_large, size=image.size)
+    return Probed(len(data), max_pixels, image)
+
+
 def decode_image(
     data: bytes, *, max_pixels: int, target_size: tuple[int, int] | None = None
 ) -> Image.Image:
@@ -89,7 +151,7 @@ def decode_image(
     ``target_size`` is the (height, width) the image will be resized to; a large JPEG is then
     decoded at a reduced scale (never below that size), which is several times faster.
     """
-    return _decode(data, max_pixels=max_pixels, target_size=target_size)[0]
+    return _decode(probe(data, max_pixels=max_pixels), target_size=target_size)[0]
 
 
 def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
@@ -124,37 +186,29 @@ def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
 def load_for_model(
     data: bytes, spec: InputSpec, *, max_pixels: int
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Bytes -> (input tensor, original (height, width) after EXIF rotation).
+    """Bytes -> (input tensor, original (height, width) after EXIF rotation)."""
+    return load_probed(probe(data, max_pixels=max_pixels), spec)
+
+
+def load_probed(probed: Probed, spec: InputSpec) -> tuple[torch.Tensor, tuple[int, int]]:
+    """A probed upload -> (input tensor, original (height, width) after EXIF rotation).
 
     The original size is the upright size the client sees, not the size a JPEG was decoded
     at, so masks can be returned at the size of the image that was sent.
     """
-    image, original_size = _decode(
-        data, max_pixels=max_pixels, target_size=(spec.height, spec.width)
-    )
+    image, original_size = _decode(probed, target_size=(spec.height, spec.width))
     return preprocess(image, spec), original_size
 
 
 def _decode(
-    data: bytes, *, max_pixels: int, target_size: tuple[int, int] | None
+    probed: Probed, *, target_size: tuple[int, int] | None
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode, returning the image and its full-resolution upright (height, width)."""
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     if target_size is not None and min(target_size) < 1:
         raise ValueError(f"target_size must be positive, got {target_size}")
-    if not data:
-        raise InvalidImage(f"empty body: send the bytes of an image ({_FORMATS_TEXT})")
-    _allow_pillow_up_to(max_pixels)
+    image = probed.take()
+    width, height = image.size
     try:
-        # Identify by content, whatever the declared type said; reads the header only.
-        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-        width, height = image.size
-        if width * height > max_pixels:
-            raise PayloadTooLarge(
-                f"image is {width}x{height} ({width * height:,} pixels), over the limit of "
-                f"{max_pixels:,} pixels: send a smaller image"
-            )
         if target_size is not None:
             side = max(target_size)  # enough in either orientation and either axis order
             image.draft("RGB", (side, side))  # JPEG only; a no-op for other formats
@@ -163,24 +217,25 @@ def _decode(
         if orientation != 1:
             ImageOps.exif_transpose(image, in_place=True)
         rgb = _to_rgb(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise PayloadTooLarge(
-            f"image over the limit of {max_pixels:,} pixels: send a smaller image ({error})"
-        ) from error
-    except Image.UnidentifiedImageError as error:
-        raise InvalidImage(
-            f"could not identify the data as an image in a supported format ({_FORMATS_TEXT})"
-        ) from error
-    except PayloadTooLarge:
-        raise
     except Exception as error:
-        # Decoders report bad data with many exception types (OSError, SyntaxError,
-        # ValueError, struct.error, ...): all of them mean these bytes are not a whole image.
-        raise InvalidImage(
-            f"could not decode the image (corrupt or truncated data?): {error}"
-        ) from error
+        raise _unreadable(error, probed.max_pixels) from error
     original = (height, width) if orientation not in _QUARTER_TURNS else (width, height)
     return rgb, original
+
+
+def _unreadable(error: Exception, max_pixels: int) -> ServiceError:
+    """What a client is told when Pillow fails on its bytes, opening or decoding them."""
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return PayloadTooLarge(
+            f"image over the limit of {max_pixels:,} pixels: send a smaller image ({error})"
+        )
+    if isinstance(error, Image.UnidentifiedImageError):
+        return InvalidImage(
+            f"could not identify the data as an image in a supported format ({_FORMATS_TEXT})"
+        )
+    # Decoders report bad data with many exception types (OSError, SyntaxError, ValueError,
+    # struct.error, ...): all of them mean these bytes are not a whole image.
+    return InvalidImage(f"could not decode the image (corrupt or truncated data?): {error}")
 
 
 def _exif_orientation(image: Image.Image) -> int:

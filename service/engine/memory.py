@@ -2,7 +2,8 @@
 them back when its request is done with it, so the service refuses what it cannot afford
 instead of being OOM-killed with every request in flight.
 
-The estimate comes from the image's header (Pillow reads the size without decoding), the
+The estimate comes from the image's header (:func:`service.imaging.probe`, read once for admission
+and decode alike), the
 model's input, output and map sizes, and for a segmenter the mask at the original size. An
 image that could never fit the whole budget is 413; one that does not fit now waits, at most
 :data:`MAX_WAIT_S` and never past its deadline, then gets 503 with ``Retry-After``.
@@ -14,19 +15,17 @@ less :data:`PROCESS_SHARE_MB` for the process itself; without a cgroup limit the
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from PIL import Image
 from prometheus_client import Gauge
 
 from models.repository.config import ModelConfig
 from service.engine.queue import DISCONNECT_POLL_S, Disconnected
 from service.errors import ClientDisconnected, DeadlineExceeded, PayloadTooLarge, Unavailable
-from service.imaging import SUPPORTED_FORMATS
+from service.imaging import Probed
 from service.memory_limit import cgroup_memory_limit
 
 MB = 1024 * 1024
@@ -68,17 +67,6 @@ def budget_bytes(setting_mb: int | None, limit: int | None = None) -> int:
     return max(MB, limit - PROCESS_SHARE_MB * MB)
 
 
-def header(data: bytes) -> tuple[int, str] | None:
-    """The image's pixels (width x height) and Pillow mode, from its header without decoding;
-    None when the header cannot be read (the decoder then gives the client its 400)."""
-    try:
-        with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
-            (width, height), mode = image.size, image.mode
-    except Exception:
-        return None
-    return width * height, mode
-
-
 def mask_bytes(pixels: int) -> int:
     """A segmenter's mask at ``pixels`` of the original size, while it is computed and encoded."""
     return MASK_BYTES_PER_PIXEL * pixels + MASK_TILE_BYTES
@@ -96,17 +84,18 @@ def tensor_bytes(config: ModelConfig, with_maps: bool) -> int:
     return FLOAT_BYTES * (3 * pixels + output + maps)
 
 
-def image_bytes(config: ModelConfig, with_maps: bool, data: bytes, max_pixels: int) -> int:
+def image_bytes(config: ModelConfig, with_maps: bool, probed: Probed) -> int:
     """The worst case of one encoded image: its bytes, the model's tensors, and the larger of
     its decode and a segmenter's mask at the original size (the decoded frame is gone before
     the mask is built), so an image whose mask could never fit is refused before any work.
-    An image over ``max_pixels`` counts its bytes alone: the decoder refuses it (413)."""
-    pixels, mode = header(data) or (0, "")
-    if pixels > max_pixels:
-        return len(data)
-    per_pixel = SOURCE_BYTES_PER_PIXEL.get(mode, 4) + CONVERSION_BYTES_PER_PIXEL
+    An image over the pixel limit counts its bytes alone: the decoder refuses it (413); one
+    whose header could not be read counts no pixels (the decoder gives the client its 400)."""
+    pixels, nbytes = probed.pixels, probed.nbytes
+    if pixels > probed.max_pixels:
+        return nbytes
+    per_pixel = SOURCE_BYTES_PER_PIXEL.get(probed.mode, 4) + CONVERSION_BYTES_PER_PIXEL
     mask = mask_bytes(pixels) if config.task == "segmentation" else 0
-    return len(data) + tensor_bytes(config, with_maps) + max(per_pixel * pixels, mask)
+    return nbytes + tensor_bytes(config, with_maps) + max(per_pixel * pixels, mask)
 
 
 class MemoryBudget:

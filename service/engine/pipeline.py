@@ -44,7 +44,7 @@ from service.errors import (
     ServiceError,
     Unavailable,
 )
-from service.imaging import load_for_model
+from service.imaging import Probed, load_probed, probe
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -137,16 +137,17 @@ class Pipeline:
         self.draining = True
 
     async def run_image(self, job: Job, data: bytes) -> Result:
-        """Decode, pre-process and run one encoded image, within the memory budget."""
-        config, max_pixels = job.target.config, self.settings.max_image_pixels
-        nbytes = image_bytes(config, job.with_maps, data, max_pixels)
+        """Decode, pre-process and run one encoded image, within the memory budget. Its header
+        is read once, here: admission sizes the image from it and the decoder goes on from it."""
+        probed = probe(data, max_pixels=self.settings.max_image_pixels)
+        nbytes = image_bytes(job.target.config, job.with_maps, probed)
         async with self.memory.reserve(nbytes, job.deadline, job.is_disconnected):
-            return await self._run_image(job, data)
+            return await self._run_image(job, probed)
 
-    async def _run_image(self, job: Job, data: bytes) -> Result:
+    async def _run_image(self, job: Job, probed: Probed) -> Result:
         with self._admit(job) as (loaded, reservation):
             started = time.perf_counter()
-            tensor, size = await self._decode(job, data)
+            tensor, size = await self._decode(job, probed)
             preprocess_s = time.perf_counter() - started
             self.metrics.preprocess_duration.labels(job.target.name).observe(preprocess_s)
             result = await self._submit(job, loaded, reservation, tensor)
@@ -206,7 +207,7 @@ class Pipeline:
     def close(self) -> None:
         self.preprocess_pool.shutdown(wait=True)
 
-    async def _decode(self, job: Job, data: bytes) -> tuple[torch.Tensor, tuple[int, int]]:
+    async def _decode(self, job: Job, probed: Probed) -> tuple[torch.Tensor, tuple[int, int]]:
         """Decode in the pool, but answer at the deadline, or as soon as the client has gone,
         even while the decoder still runs: a decode cannot be interrupted, so it finishes in its
         thread and its result is dropped, while one that has not started never starts. The
@@ -214,8 +215,7 @@ class Pipeline:
         clients that give up cannot pile up work behind the admitted ones."""
         if not self._backlog.acquire():
             raise Unavailable("too many images are waiting to be decoded; retry later")
-        spec, max_pixels = job.target.config.input, self.settings.max_image_pixels
-        future = self.preprocess_pool.submit(load_for_model, data, spec, max_pixels=max_pixels)
+        future = self.preprocess_pool.submit(load_probed, probed, job.target.config.input)
         future.add_done_callback(self._backlog.release)
         decoding = asyncio.wrap_future(future)
         try:

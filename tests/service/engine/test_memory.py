@@ -34,6 +34,7 @@ from service.errors import (
     PayloadTooLarge,
     Unavailable,
 )
+from service.imaging import probe
 from service.metrics import Metrics
 from service.settings import Settings
 from tests.reliability.corpus.strips import bilevel_strip
@@ -70,20 +71,21 @@ def test_the_estimate_of_each_kind_of_image() -> None:
     assert tensor_bytes(SEGMENTER, False) == TENSORS + 4 * 2 * 64
     small, wide = solid((1, 2, 3), 20), bilevel_strip(100_000, 1)
     # an RGB image: Pillow's 4 bytes a pixel, then its conversions
-    assert image_bytes(CLASSIFIER, False, small, 10**6) == (
+    assert image_bytes(CLASSIFIER, False, probe(small, max_pixels=10**6)) == (
         len(small) + (4 + CONVERSION_BYTES_PER_PIXEL) * 400 + tensor_bytes(CLASSIFIER, False)
     )
     # a 1-bit strip is stored in one byte a pixel; a segmenter's mask at the original size
     # comes after the decoded frame is gone: the larger of the two counts
     decode = (1 + CONVERSION_BYTES_PER_PIXEL) * 100_000
-    assert image_bytes(SEGMENTER, False, wide, 10**6) == (
+    assert image_bytes(SEGMENTER, False, probe(wide, max_pixels=10**6)) == (
         len(wide) + tensor_bytes(SEGMENTER, False) + max(decode, mask_bytes(100_000))
     )
     assert mask_bytes(100_000) == MASK_BYTES_PER_PIXEL * 100_000 + MASK_TILE_BYTES > decode
     # over the pixel limit: the decoder refuses it before decoding; no readable header: the
     # decoder's 400 comes before any tensor exists, but the estimate keeps them
-    assert image_bytes(CLASSIFIER, False, wide, 1000) == len(wide)
-    assert image_bytes(CLASSIFIER, False, b"junk", 1000) == 4 + tensor_bytes(CLASSIFIER, False)
+    assert image_bytes(CLASSIFIER, False, probe(wide, max_pixels=1000)) == len(wide)
+    junk = probe(b"junk", max_pixels=1000)
+    assert image_bytes(CLASSIFIER, False, junk) == 4 + tensor_bytes(CLASSIFIER, False)
 
 
 def test_never_fits_is_413_does_not_fit_now_is_503_then_504() -> None:
