@@ -243,6 +243,7 @@ class ModelStore:
                 observer=self.metrics.observer(config.name, with_maps),
                 worker_slots=worker_slot,
                 target_latency_ms=batching.target_latency_ms,
+                priority_levels=batching.levels,
             )
             await batcher.start()
             loaded.batchers[with_maps] = batcher
