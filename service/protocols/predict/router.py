@@ -102,6 +102,9 @@ async def predict(
     ),
     mask: Literal["png", "none"] = Query("png", description="segmentation: mask encoding"),
     timeout_ms: float | None = Query(None, gt=0, description="may only shorten the deadline"),
+    priority: int = Query(
+        0, ge=0, description="queue level: 1 the highest, 0 the model's default_priority_level"
+    ),
 ) -> PredictResponse:
     """Raw image body (image/jpeg, png, webp, bmp, gif, tiff) or multipart/form-data with one
     or more ``file`` parts; several images are batched and give several results in order."""
@@ -112,7 +115,7 @@ async def predict(
     request_info().model = target.name
     config = target.config
     maps = select_maps(attention, config)
-    job = pipeline.job(target, bool(maps), timeout_ms, request.is_disconnected)
+    job = pipeline.job(target, bool(maps), timeout_ms, request.is_disconnected, priority)
     settings = state.settings
     images = await read_images(request, settings.max_upload_bytes, settings.max_files_per_request)
     outcomes = await asyncio.gather(

@@ -33,6 +33,7 @@ from service.protocols.v2.codec import (
     parse_infer_request,
     require_finite,
 )
+from service.protocols.v2.schedule import priority_of, tightest, timeout_ms_of
 from service.protocols.v2.schemas import INFER_BODY, infer_responses
 from service.protocols.v2.tensors import batch_size
 from service.state import get_state
@@ -40,7 +41,7 @@ from service.state import get_state
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
 SERVER = {"name": "attnserve", "version": "0.1.0",
-          "extensions": ["binary_tensor_data", "classification"]}  # fmt: skip
+          "extensions": ["binary_tensor_data", "classification", "schedule_policy"]}  # fmt: skip
 DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
@@ -131,6 +132,7 @@ async def run_items(
     with_maps: bool,
     is_disconnected: Callable[[], Awaitable[bool]] | None,
     timeout_ms: float | None = None,
+    priority: int = 0,
 ) -> list[Result]:
     if len(infer.inputs) != 1:
         raise BadRequest(f"send exactly one input ('input' FP32 or 'image' BYTES), "
@@ -138,7 +140,7 @@ async def run_items(
     tensor = infer.inputs[0]
     config = target.config
     batch_size(tensor.name, tensor.datatype, tensor.shape, pipeline.settings.max_files_per_request)
-    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
+    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected, priority)
     if tensor.datatype == "BYTES":
         return list(await asyncio.gather(*(pipeline.run_image(job, bytes(d)) for d in tensor.data)))
     expected = (3, config.input.height, config.input.width)
@@ -158,10 +160,16 @@ async def compute_outputs(
     is_disconnected: Callable[[], Awaitable[bool]] | None,
     timeout_ms: float | None = None,
 ) -> list[OutputTensor]:
-    """Run a validated request and collect its ``names`` outputs (every protocol's infer)."""
+    """Run a validated request and collect its ``names`` outputs (every protocol's infer).
+    ``timeout_ms`` is the protocol's own deadline (gRPC's); the request's ``timeout`` and
+    ``priority`` parameters are Triton's schedule policy (:mod:`.schedule`)."""
     counts = classification_counts(infer, target.config)
     with_maps = any(n in target.config.attention_maps for n in names)
-    results = await run_items(pipeline, target, infer, with_maps, is_disconnected, timeout_ms)
+    timeout_ms = tightest(timeout_ms, timeout_ms_of(infer.parameters))
+    priority = priority_of(infer.parameters)
+    results = await run_items(
+        pipeline, target, infer, with_maps, is_disconnected, timeout_ms, priority
+    )
     outputs = [collect(n, results) for n in names]
     labels = target.config.labels
     return [classify(o, counts[o.name], labels) if o.name in counts else o for o in outputs]
