@@ -63,12 +63,20 @@ class BatchingSpec(StrictModel):
     # p99 goal for queue wait + compute: the batch size is then capped to what meets it,
     # learnt from the model's own forward passes (service/engine/sizing.py); unset: fixed cap
     target_latency_ms: float | None = Field(default=None, gt=0, le=60_000)
-    # Triton's dynamic_batcher priorities: levels 1..priority_levels, level 1 the highest
-    # (served first), FIFO within a level; 0 or 1: one level, no priorities
-    priority_levels: int = Field(default=0, ge=0, le=MAX_PRIORITY_LEVELS)
-    # the level of a request that sends no priority (or priority 0); 0: level 1 when the model
-    # has no priorities, and required (1..priority_levels) when it has
-    default_priority_level: int = Field(default=0, ge=0, le=MAX_PRIORITY_LEVELS)
+    priority_levels: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PRIORITY_LEVELS,
+        description="Triton's dynamic_batcher priorities: levels 1..priority_levels, level 1 "
+        "the highest (served first), FIFO within a level; 0 or 1: one level, no priorities",
+    )
+    default_priority_level: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PRIORITY_LEVELS,
+        description="the level of a request that sends no priority (or priority 0); required "
+        "(1..priority_levels) with priority levels, else 0",
+    )
 
     @model_validator(mode="after")
     def _default_level_exists(self) -> BatchingSpec:

@@ -34,7 +34,7 @@ router = APIRouter(tags=["inference"])
 ERRORS = {
     status: {"model": ErrorResponse, "description": what}
     for status, what in {
-        400: "not an image, corrupt, or a malformed body",
+        400: "not an image, corrupt, a malformed body, or a priority the model does not have",
         404: "unknown model or version",
         413: "body over max_upload_bytes or image over max_image_pixels",
         415: "unsupported Content-Type",

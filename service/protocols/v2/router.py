@@ -187,7 +187,7 @@ def collect(name: str, results: list[Result]) -> OutputTensor:
 
 
 INFER_ERRORS = {
-    400: "malformed request, wrong input shape or datatype, non-finite values",
+    400: "malformed request, wrong input shape or datatype, non-finite values, bad priority",
     404: "unknown model or version",
     413: "body over max_upload_bytes, or an image over max_image_pixels",
     422: "invalid path parameter",

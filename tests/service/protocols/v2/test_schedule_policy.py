@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from bench.servers import free_port
+from models.repository.config import read_config
+from models.repository.layout import config_path
+from tests.conftest import DemoBuild
 from tests.service.fake_models import SIZE, priority_repository
 from tests.service.images import solid
 from tests.service.protocols.grpc.conftest import GrpcServer, grpc_env
 from tests.service.protocols.grpc.test_grpc_infer import grpc_fp32, http_fp32
-from tests.service.server import running_server
+from tests.service.server import Server, running_server
 
 BATCH = 2  # the models' max_batch_size
 FLOOD = 5 * BATCH  # low-priority requests, bounded
@@ -175,3 +179,16 @@ def test_a_timeout_in_microseconds_is_deadline_exceeded_over_both_protocols(
 def test_v2_advertises_the_schedule_policy_extension(ranked_server: GrpcServer) -> None:
     assert "schedule_policy" in ranked_server.http().get_server_metadata()["extensions"]
     assert "schedule_policy" in ranked_server.grpc().get_server_metadata(as_json=True)["extensions"]
+
+
+def test_the_demo_models_have_two_priority_levels(demo_build: DemoBuild, demo_server: Server):
+    """So users can try ``priority=1``; requests that send none run at level 2."""
+    client = httpclient.InferenceServerClient(demo_server.url.removeprefix("http://"))
+    demo_input = np.zeros((1, 3, 64, 64), dtype=np.float32)
+    for name in ("shapes-classifier", "shapes-segmenter"):
+        batching = read_config(config_path(demo_build.repo, name)).batching
+        assert (batching.priority_levels, batching.default_priority_level) == (2, 2)
+        assert client.infer(name, [http_fp32(demo_input)], priority=1).as_numpy("logits").size
+        with pytest.raises(InferenceServerException) as raised:
+            client.infer(name, [http_fp32(demo_input)], priority=3)
+        assert raised.value.status() == "400" and "2 priority level(s)" in raised.value.message()
