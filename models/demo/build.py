@@ -37,6 +37,11 @@ HELD_OUT_SEED_OFFSET = 10_000
 TRAIN_THREADS = 2
 ACCURACY_TARGET = 0.97
 MIOU_TARGET = 0.85
+#: both demo models: batches of up to 32, and two priority levels so that Triton's
+#: ``priority=1`` can be tried (level 1 is the highest; requests default to level 2)
+DEMO_BATCHING = BatchingSpec(
+    max_batch_size=32, max_queue_delay_ms=2.0, priority_levels=2, default_priority_level=2
+)
 
 
 def normalise(images: np.ndarray) -> Tensor:
@@ -149,7 +154,7 @@ def export_demo(
         repo=repo,
         name=demo.name,
         labels=list(demo.labels),
-        batching=BatchingSpec(max_batch_size=32, max_queue_delay_ms=2.0),
+        batching=DEMO_BATCHING,
         metrics=metrics,
         description=f"{spec.description} Trained on generated shapes in varied styles and "
         f"random uploads (seed {seed}); held-out PNG/JPEG at 48-256 px: {summary(demo, metrics)}.",

@@ -21,6 +21,7 @@ ColorOrder = Literal["RGB", "BGR"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_PRIORITY_LEVELS = 64  # one FIFO each; more than any scheduling policy needs
 
 
 class StrictModel(BaseModel):
@@ -62,6 +63,44 @@ class BatchingSpec(StrictModel):
     # p99 goal for queue wait + compute: the batch size is then capped to what meets it,
     # learnt from the model's own forward passes (service/engine/sizing.py); unset: fixed cap
     target_latency_ms: float | None = Field(default=None, gt=0, le=60_000)
+    priority_levels: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PRIORITY_LEVELS,
+        description="Triton's dynamic_batcher priorities: levels 1..priority_levels, level 1 "
+        "the highest (served first), FIFO within a level; 0 or 1: one level, no priorities",
+    )
+    default_priority_level: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PRIORITY_LEVELS,
+        description="the level of a request that sends no priority (or priority 0); required "
+        "(1..priority_levels) with priority levels, else 0",
+    )
+
+    @model_validator(mode="after")
+    def _default_level_exists(self) -> BatchingSpec:
+        if self.priority_levels > 1 and not 1 <= self.default_priority_level <= self.levels:
+            raise ValueError(
+                f"default_priority_level must be 1..{self.priority_levels} (the model's "
+                f"priority_levels; 1 is the highest), got {self.default_priority_level}"
+            )
+        if self.priority_levels <= 1 and self.default_priority_level > 1:
+            raise ValueError(
+                f"default_priority_level {self.default_priority_level} needs priority_levels >= "
+                f"{self.default_priority_level}; this model has {self.priority_levels}"
+            )
+        return self
+
+    @property
+    def levels(self) -> int:
+        """How many priority levels the queue keeps: at least one."""
+        return max(self.priority_levels, 1)
+
+    @property
+    def default_level(self) -> int:
+        """The level of a request that names none (1..levels)."""
+        return self.default_priority_level or 1
 
 
 class VersionInfo(StrictModel):

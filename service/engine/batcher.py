@@ -57,6 +57,7 @@ class DynamicBatcher:
         worker_slots: asyncio.Semaphore | None = None,
         target_latency_ms: float | None = None,
         statistics: VersionStatistics | None = None,
+        priority_levels: int = 1,
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1 or max_queue_delay_ms < 0:
             raise ValueError("max_batch_size and max_queue_size must be >= 1, the delay >= 0")
@@ -72,7 +73,7 @@ class DynamicBatcher:
         self.worker_slots = worker_slots or asyncio.Semaphore(1)
         name = f"{getattr(runtime, 'name', 'model')} v{getattr(runtime, 'version', '?')}"
         self._name = f"{name} with maps" if with_maps else name
-        self._queue = DeadlineQueue(self._name, self.observer)
+        self._queue = DeadlineQueue(self._name, self.observer, priority_levels)
         self._incoming = 0  # reserved images that are still being decoded
         self._wakeup = asyncio.Event()  # set on every submit, decode end, stop, assembly timer
         self._assembler: asyncio.Task[None] | None = None
@@ -104,11 +105,15 @@ class DynamicBatcher:
             self._arrived(reservation)
 
     async def submit(
-        self, tensor: torch.Tensor, deadline: float, is_disconnected: Disconnected | None = None
+        self,
+        tensor: torch.Tensor,
+        deadline: float,
+        is_disconnected: Disconnected | None = None,
+        priority: int = 1,
     ) -> Result:
         """Reserve and submit at once: an image that needs no decoding."""
         with self.reserve() as reservation:
-            return await reservation.submit(tensor, deadline, is_disconnected)
+            return await reservation.submit(tensor, deadline, is_disconnected, priority)
 
     def _refuse_if_closed(self) -> None:
         if not self._accepting:
@@ -132,10 +137,11 @@ class DynamicBatcher:
         tensor: torch.Tensor,
         deadline: float,
         is_disconnected: Disconnected | None,
+        priority: int,
     ) -> Result:
         self._arrived(reservation)
         self._refuse_if_closed()  # again: the queue may have filled during the decode
-        item = self._queue.put(tensor, deadline)
+        item = self._queue.put(tensor, deadline, priority)
         self._wakeup.set()
         return await self._queue.wait_for(item, is_disconnected)
 
@@ -277,11 +283,16 @@ class Reservation:
         self.pending = True  # counted among the batcher's incoming images
 
     async def submit(
-        self, tensor: torch.Tensor, deadline: float, is_disconnected: Disconnected | None = None
+        self,
+        tensor: torch.Tensor,
+        deadline: float,
+        is_disconnected: Disconnected | None = None,
+        priority: int = 1,
     ) -> Result:
-        """Queue the pre-processed image (3, H, W) and wait for its result.
+        """Queue the pre-processed image (3, H, W) at level ``priority`` (1 the highest) and
+        wait for its result.
 
         Raises Unavailable (queue full, stopping), DeadlineExceeded (its ``time.monotonic()``
         deadline passed while queued), ClientDisconnected (``is_disconnected`` said so while
         queued) or InferenceFailed (the model raised on it)."""
-        return await self._enqueue(self, tensor, deadline, is_disconnected)
+        return await self._enqueue(self, tensor, deadline, is_disconnected, priority)

@@ -37,6 +37,7 @@ from service.engine.result import Result
 from service.engine.statistics import VersionStatistics
 from service.engine.store import LoadedVersion, ModelStore
 from service.errors import (
+    BadRequest,
     ClientDisconnected,
     DeadlineExceeded,
     InvalidParameter,
@@ -69,6 +70,7 @@ class Job:
     is_disconnected: Disconnected | None = None
     started: float = field(default_factory=time.monotonic)  # the request's statistics start
     results: list[Result] = field(default_factory=list)  # its images' results as they come
+    priority: int = 1  # the queue level, 1 the highest (resolved by Pipeline.job)
 
 
 class DecodeBacklog:
@@ -123,14 +125,30 @@ class Pipeline:
         with_maps: bool,
         timeout_ms: float | None = None,
         is_disconnected: Disconnected | None = None,
+        priority: int = 0,
     ) -> Job:
         """The request's deadline starts now; ``timeout_ms`` may only shorten the configured
-        one."""
+        one. ``priority`` is Triton's: 0 for the model's default level, else 1 (the highest)
+        to its ``priority_levels``."""
         limit = self.settings.timeout_ms
         if timeout_ms is not None and timeout_ms <= 0:
             raise InvalidParameter("timeout_ms must be positive")
         chosen = limit if timeout_ms is None else min(timeout_ms, limit)
-        return Job(target, with_maps, time.monotonic() + chosen / 1000, is_disconnected)
+        level = self._level(target, priority)
+        deadline = time.monotonic() + chosen / 1000
+        return Job(target, with_maps, deadline, is_disconnected, priority=level)
+
+    def _level(self, target: Target, priority: int) -> int:
+        batching = self.settings.batching_for(target.config)
+        if priority == 0:
+            return batching.default_level
+        if not 1 <= priority <= batching.levels:
+            raise BadRequest(
+                f"priority {priority} is out of range: model {target.name!r} has "
+                f"{batching.levels} priority level(s); send 1 (the highest) to "
+                f"{batching.levels}, or 0 for its default level {batching.default_level}"
+            )
+        return priority
 
     def drain(self) -> None:
         """From now on every new image is refused (503); admitted ones are still answered."""
@@ -267,7 +285,9 @@ class Pipeline:
             raise Unavailable("the service is shutting down")
         if loaded.state != "unloaded":
             try:
-                return await reservation.submit(tensor, job.deadline, job.is_disconnected)
+                return await reservation.submit(
+                    tensor, job.deadline, job.is_disconnected, job.priority
+                )
             except Unavailable:
                 if loaded.state != "unloaded":
                     raise  # a full queue, not a retired version
@@ -276,4 +296,5 @@ class Pipeline:
         except NotFound:
             raise Unavailable(f"model {job.target.name!r} version {job.target.version} was "
                               "unloaded while this request was queued") from None  # fmt: skip
-        return await live.batchers[job.with_maps].submit(tensor, job.deadline, job.is_disconnected)
+        batcher = live.batchers[job.with_maps]
+        return await batcher.submit(tensor, job.deadline, job.is_disconnected, job.priority)

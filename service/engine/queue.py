@@ -4,6 +4,10 @@ An item leaves QUEUED exactly once, always on the event loop; whoever moves it a
 counts it, so an item is never computed after it was answered, nor counted twice. A client that
 goes away while its item is queued gets :class:`ClientDisconnected` (499, as nginx logs it):
 nobody can be answered any more, but the HTTP layer can still count it.
+
+Items wait in one FIFO per priority level (Triton's ``priority_levels``; level 1 is the
+highest): :meth:`DeadlineQueue.take` empties the higher levels first, so a flood at a low level
+delays a higher-priority item by at most the batch already computing.
 """
 
 from __future__ import annotations
@@ -55,26 +59,34 @@ class Item:
     tensor: torch.Tensor
     deadline: float
     future: asyncio.Future[Result]
+    priority: int = 1  # its level, 1 the highest
     submitted: float = field(default_factory=time.monotonic)
     state: str = QUEUED
 
 
 class DeadlineQueue:
-    def __init__(self, name: str, observer: BatchObserver) -> None:
+    def __init__(self, name: str, observer: BatchObserver, levels: int = 1) -> None:
+        if levels < 1:
+            raise ValueError("a queue has at least one priority level")
         self.name = name
         self.observer = observer
-        self._items: deque[Item] = deque()
+        self._levels: list[deque[Item]] = [deque() for _ in range(levels)]  # [0]: level 1
+        self._count = 0  # items in all levels, so the depth is O(1)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
-    def put(self, tensor: torch.Tensor, deadline: float) -> Item:
+    def put(self, tensor: torch.Tensor, deadline: float, priority: int = 1) -> Item:
+        """Queue at level ``priority`` (1 the highest). A level beyond this queue's goes to
+        its lowest: a version reloaded with fewer levels still takes what was admitted."""
         if deadline <= time.monotonic():
             self.notify(self.observer.expired)
             raise DeadlineExceeded("the request's deadline passed before it was queued")
-        item = Item(tensor, deadline, asyncio.get_running_loop().create_future())
-        self._items.append(item)
-        self.notify(self.observer.queue_depth, len(self._items))
+        level = min(max(priority, 1), len(self._levels))
+        item = Item(tensor, deadline, asyncio.get_running_loop().create_future(), level)
+        self._levels[level - 1].append(item)
+        self._count += 1
+        self.notify(self.observer.queue_depth, self._count)
         return item
 
     async def wait_for(self, item: Item, is_disconnected: Disconnected | None) -> Result:
@@ -106,28 +118,33 @@ class DeadlineQueue:
             raise
 
     def take(self, count: int) -> list[Item]:
-        """Up to ``count`` items still worth computing, oldest first."""
+        """Up to ``count`` items still worth computing: the highest level first, oldest first
+        within a level."""
         batch: list[Item] = []
         now = time.monotonic()
-        while self._items and len(batch) < count:
-            item = self._items.popleft()
-            if item.future.done() or item.state != QUEUED:
-                continue
-            if item.deadline <= now:  # its own timer has not fired yet: still never computed
-                self._expire(item)
-                continue
-            item.state = COMPUTING
-            batch.append(item)
-        self.notify(self.observer.queue_depth, len(self._items))
+        for items in self._levels:
+            while items and len(batch) < count:
+                item = items.popleft()
+                self._count -= 1
+                if item.future.done() or item.state != QUEUED:
+                    continue
+                if item.deadline <= now:  # its own timer has not fired yet: never computed
+                    self._expire(item)
+                    continue
+                item.state = COMPUTING
+                batch.append(item)
+        self.notify(self.observer.queue_depth, self._count)
         return batch
 
     def shut_out(self, error: ServiceError) -> None:
         """Answer everything still queued with ``error`` (the drain timed out)."""
-        while self._items:
-            item = self._items.popleft()
-            item.state = SHUT_OUT
-            if not item.future.done():
-                item.future.set_exception(error)
+        for items in self._levels:
+            while items:
+                item = items.popleft()
+                item.state = SHUT_OUT
+                if not item.future.done():
+                    item.future.set_exception(error)
+        self._count = 0
         self.notify(self.observer.queue_depth, 0)
 
     def notify(self, hook: Callable[..., None], *args: float) -> None:
@@ -138,8 +155,9 @@ class DeadlineQueue:
             log.exception("batcher %s: observer %s failed", self.name, hook.__name__)
 
     def _unqueue(self, item: Item) -> None:
-        self._items.remove(item)  # O(queue size), bounded by max_queue_size
-        self.notify(self.observer.queue_depth, len(self._items))
+        self._levels[item.priority - 1].remove(item)  # O(its level's size) <= max_queue_size
+        self._count -= 1
+        self.notify(self.observer.queue_depth, self._count)
 
     def _expire(self, item: Item) -> None:
         item.state = EXPIRED

@@ -258,6 +258,7 @@ class ModelStore:
                 worker_slots=worker_slot,
                 target_latency_ms=batching.target_latency_ms,
                 statistics=loaded.statistics,
+                priority_levels=batching.levels,
             )
             await batcher.start()
             loaded.batchers[with_maps] = batcher

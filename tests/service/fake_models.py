@@ -94,9 +94,15 @@ LABELS = ["dark", "light"]
 
 
 def write_model(
-    repo: Path, name: str, model: nn.Module, max_batch_size: int = 8, delay_ms: float = 2.0
+    repo: Path,
+    name: str,
+    model: nn.Module,
+    max_batch_size: int = 8,
+    delay_ms: float = 2.0,
+    priority_levels: int = 0,
 ) -> Path:
-    """Version 1 of ``name``: the model file and a config.json recording it."""
+    """Version 1 of ``name``: the model file and a config.json recording it (with priority
+    levels, its requests default to the lowest)."""
     path = write_version(repo, name, 1, model, torch.zeros(1, 3, SIZE, SIZE))
     config = ModelConfig(
         name=name,
@@ -104,7 +110,12 @@ def write_model(
         input=InputSpec(height=SIZE, width=SIZE, mean=MEAN, std=STD),
         labels=LABELS,
         attention_maps=["energy"],
-        batching=BatchingSpec(max_batch_size=max_batch_size, max_queue_delay_ms=delay_ms),
+        batching=BatchingSpec(
+            max_batch_size=max_batch_size,
+            max_queue_delay_ms=delay_ms,
+            priority_levels=priority_levels,
+            default_priority_level=priority_levels,
+        ),
     )
     record_version(repo, config, 1, architecture=type(model).__name__)
     return path
@@ -122,6 +133,14 @@ def add_flip_version(repo: Path, version: int) -> Path:
 
 def slow_repository(repo: Path, rounds: int) -> Path:
     write_model(repo, "slow", Slow(rounds), max_batch_size=4)
+    return repo
+
+
+def priority_repository(repo: Path, rounds: int, max_batch_size: int) -> Path:
+    """Two slow models that differ only in their queue: "ranked" has two priority levels
+    (requests default to level 2), "unranked" one, which serves every request FIFO."""
+    write_model(repo, "ranked", Slow(rounds), max_batch_size=max_batch_size, priority_levels=2)
+    write_model(repo, "unranked", Slow(rounds), max_batch_size=max_batch_size)
     return repo
 
 

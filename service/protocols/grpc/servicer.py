@@ -139,27 +139,16 @@ def model_name(text: str) -> str:
     return text
 
 
-def timeout_ms(context: grpc.aio.ServicerContext, parameters: dict[str, Any]) -> float | None:
-    """The tighter of the gRPC deadline and Triton's ``timeout`` parameter (microseconds, 0:
-    none); the configured ``timeout_ms`` still caps both (:meth:`Pipeline.job`)."""
-    limits = []
+def timeout_ms(context: grpc.aio.ServicerContext) -> float | None:
+    """The gRPC deadline's remaining milliseconds; Triton's ``timeout`` parameter tightens it
+    and the configured ``timeout_ms`` caps both (:func:`compute_outputs`, :meth:`Pipeline.job`).
+    """
     remaining_s = context.time_remaining()
-    if remaining_s is not None:
-        limits.append(remaining_s * 1000)
-    timeout_us = parameters.get("timeout")
-    if timeout_us is not None:
-        if not isinstance(timeout_us, int) or isinstance(timeout_us, bool) or timeout_us < 0:
-            raise BadRequest(
-                f"parameter 'timeout' is in microseconds (a non-negative integer), got "
-                f"{timeout_us!r}"
-            )
-        if timeout_us:
-            limits.append(timeout_us / 1000)
-    if not limits:
+    if remaining_s is None:
         return None
-    if min(limits) <= 0:
+    if remaining_s <= 0:
         raise DeadlineExceeded("the request's deadline passed before it could be queued")
-    return min(limits)
+    return remaining_s * 1000
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -209,7 +198,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return context.cancelled()
 
         outputs = await compute_outputs(
-            pipeline, target, parsed, names, cancelled, timeout_ms(context, parsed.parameters)
+            pipeline, target, parsed, names, cancelled, timeout_ms(context)
         )
         return encode_model_infer(target.name, str(target.version), parsed.id, outputs)
 

@@ -35,7 +35,7 @@ router = APIRouter(tags=["inference"])
 ERRORS = {
     status: {"model": ErrorResponse, "description": what}
     for status, what in {
-        400: "not an image, corrupt, or a malformed body",
+        400: "not an image, corrupt, a malformed body, or a priority the model does not have",
         404: "unknown model or version",
         413: "body over max_upload_bytes or image over max_image_pixels",
         415: "unsupported Content-Type",
@@ -103,6 +103,9 @@ async def predict(
     ),
     mask: Literal["png", "none"] = Query("png", description="segmentation: mask encoding"),
     timeout_ms: float | None = Query(None, gt=0, description="may only shorten the deadline"),
+    priority: int = Query(
+        0, ge=0, description="queue level: 1 the highest, 0 the model's default_priority_level"
+    ),
 ) -> PredictResponse:
     """Raw image body (image/jpeg, png, webp, bmp, gif, tiff) or multipart/form-data with one
     or more ``file`` parts; several images are batched and give several results in order."""
@@ -114,7 +117,7 @@ async def predict(
     config = target.config
     maps = select_maps(attention, config)
     watch = DisconnectWatch(request)
-    job = pipeline.job(target, bool(maps), timeout_ms, watch.is_disconnected)
+    job = pipeline.job(target, bool(maps), timeout_ms, watch.is_disconnected, priority)
     with pipeline.counting(job):  # the model version's statistics
         limits = state.settings.max_upload_bytes, state.settings.max_files_per_request
         images = await read_images(request, *limits)

@@ -34,6 +34,7 @@ from service.protocols.v2.codec import (
     parse_infer_request,
     require_finite,
 )
+from service.protocols.v2.schedule import priority_of, tightest, timeout_ms_of
 from service.protocols.v2.schemas import INFER_BODY, infer_responses
 from service.protocols.v2.tensors import batch_size
 from service.settings import Settings
@@ -42,7 +43,8 @@ from service.state import get_state
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 
 SERVER = {"name": "attnserve", "version": "0.1.0",
-          "extensions": ["binary_tensor_data", "classification", "statistics"]}  # fmt: skip
+          "extensions": ["binary_tensor_data", "classification", "schedule_policy",
+                         "statistics"]}  # fmt: skip
 DEFAULT_OUTPUTS = {"classification": ["logits", "probabilities"],
                    "segmentation": ["logits", "probabilities", "mask"]}  # fmt: skip
 
@@ -160,9 +162,13 @@ async def compute_outputs(
     timeout_ms: float | None = None,
 ) -> list[OutputTensor]:
     """Run a validated request and collect its ``names`` outputs (every protocol's infer),
-    counted in the model version's statistics from here on."""
+    counted in the model version's statistics from here on. ``timeout_ms`` is the protocol's
+    own deadline (gRPC's); the request's ``timeout`` and ``priority`` parameters are Triton's
+    schedule policy (:mod:`.schedule`)."""
     with_maps = any(n in target.config.attention_maps for n in names)
-    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected)
+    timeout_ms = tightest(timeout_ms, timeout_ms_of(infer.parameters))
+    priority = priority_of(infer.parameters)
+    job = pipeline.job(target, with_maps, timeout_ms, is_disconnected, priority)
     with pipeline.counting(job):
         counts = classification_counts(infer, target.config)
         results = await run_items(pipeline, job, infer)
@@ -183,7 +189,7 @@ def collect(name: str, results: list[Result]) -> OutputTensor:
 
 
 INFER_ERRORS = {
-    400: "malformed request, wrong input shape or datatype, non-finite values",
+    400: "malformed request, wrong input shape or datatype, non-finite values, bad priority",
     404: "unknown model or version",
     413: "body over max_upload_bytes, or an image over max_image_pixels",
     422: "invalid path parameter",

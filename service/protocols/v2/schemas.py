@@ -18,6 +18,16 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY = {"type": "string", "format": "binary"}
 
 _PARAMETERS = {"type": "object", "description": "protocol parameters, e.g. binary_data_size"}
+_REQUEST_PARAMETERS = {
+    "type": "object",
+    "description": "protocol parameters, e.g. binary_data_output; Triton's schedule policy",
+    "properties": {
+        "priority": {"type": "integer", "minimum": 0, "description": "queue level, 1 the "
+                     "highest (the model's priority_levels); 0: its default_priority_level"},
+        "timeout": {"type": "integer", "minimum": 0,
+                    "description": "deadline in microseconds (it may only shorten it); 0: none"},
+    },
+}  # fmt: skip
 _INPUT = {
     "type": "object",
     "required": ["name", "shape", "datatype"],
@@ -43,7 +53,7 @@ INFER_REQUEST = {
     "required": ["inputs"],
     "properties": {
         "id": {"type": "string"},
-        "parameters": _PARAMETERS,
+        "parameters": _REQUEST_PARAMETERS,
         "inputs": {"type": "array", "items": _INPUT},
         "outputs": {"type": "array", "items": _OUTPUT, "description": "default: every output"},
     },

@@ -64,3 +64,15 @@ def test_map_shapes_name_only_the_models_maps_and_real_dimensions() -> None:
         config(attention_maps=["a"], map_shapes={"b": [8]})
     with pytest.raises(ValidationError, match="positive"):
         config(attention_maps=["a"], map_shapes={"a": [0, 8]})
+
+
+def test_priority_levels_need_a_default_level_among_them() -> None:
+    plain = config().batching
+    assert (plain.levels, plain.default_level) == (1, 1)
+    ranked = config(batching={"priority_levels": 3, "default_priority_level": 3}).batching
+    assert (ranked.levels, ranked.default_level) == (3, 3)
+    for levels, default in [(3, 0), (3, 4), (0, 2), (1, 2)]:
+        with pytest.raises(ValidationError, match="default_priority_level"):
+            config(batching={"priority_levels": levels, "default_priority_level": default})
+    with pytest.raises(ValidationError, match="priority_levels"):
+        config(batching={"priority_levels": -1})

@@ -115,12 +115,17 @@ def test_unknown_models_and_overrides_are_refused(grpc_demo: GrpcServer) -> None
     assert np.isfinite(logits).all()
 
 
+SERVED = ["binary_tensor_data", "classification", "schedule_policy", "statistics"]
+
+
 def test_the_extension_is_advertised_only_with_a_key(
     grpc_demo: GrpcServer, demo_server: Server
 ) -> None:
-    assert "model_repository" in grpc_demo.http().get_server_metadata()["extensions"]
-    assert "model_repository" in grpc_demo.grpc().get_server_metadata(as_json=True)["extensions"]
+    """Exactly the extensions implemented (each has its own tests), in both protocols."""
+    assert grpc_demo.http().get_server_metadata()["extensions"] == [*SERVED, "model_repository"]
+    grpc_metadata = grpc_demo.grpc().get_server_metadata(as_json=True)
+    assert grpc_metadata["extensions"] == [*SERVED, "model_repository"]
     with demo_server.client() as client:
-        assert "model_repository" not in client.get("/v2").json()["extensions"]
+        assert client.get("/v2").json()["extensions"] == SERVED
         assert client.post("/v2/repository/index", headers=KEY).status_code == 404
         assert client.post(f"/v2/repository/models/{CLASSIFIER}/unload").status_code == 404
