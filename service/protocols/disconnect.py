@@ -20,7 +20,9 @@ class DisconnectWatch:
     """``async with`` it once the body is read; :meth:`is_disconnected` is then a flag.
 
     Before it is entered (while the body is still arriving) the answer is False: an upload
-    that breaks off fails in the body reader, which says why.
+    that breaks off fails in the body reader, which says why. Leaving it stops the listener
+    and leaves the answer as it was: ending a request is not its client leaving (a flag set on
+    that cancellation made every later wait, such as a mask's memory reservation, a 499).
     """
 
     def __init__(self, request: Request) -> None:
@@ -35,8 +37,10 @@ class DisconnectWatch:
         try:
             while (await self._receive())["type"] != "http.disconnect":
                 pass  # an empty trailing body message; the next one is the disconnect
-        finally:
-            self._gone.set()
+        except Exception:
+            self._gone.set()  # a receive that fails: the connection is gone
+            raise
+        self._gone.set()
 
     async def __aenter__(self) -> DisconnectWatch:
         self._listener = asyncio.create_task(self._listen(), name="disconnect-watch")

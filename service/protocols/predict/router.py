@@ -121,33 +121,33 @@ async def predict(
     with pipeline.counting(job):  # the model version's statistics
         limits = state.settings.max_upload_bytes, state.settings.max_files_per_request
         images = await read_images(request, *limits)
-        async with watch:
+        async with watch:  # until the response is built: encoding may wait too
             outcomes = await asyncio.gather(
                 *(pipeline.run_image(job, data) for data in images), return_exceptions=True
             )
-        for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, ServiceError):
-                if len(outcomes) > 1:
-                    outcome.message = f"image {index + 1} of {len(outcomes)}: {outcome.message}"
-                raise outcome
-            if isinstance(outcome, BaseException):
-                raise outcome
-        loop = asyncio.get_running_loop()
-        total_ms = (time.perf_counter() - started) * 1000
+            for index, outcome in enumerate(outcomes):
+                if isinstance(outcome, ServiceError):
+                    if len(outcomes) > 1:
+                        outcome.message = f"image {index + 1} of {len(outcomes)}: {outcome.message}"
+                    raise outcome
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            loop = asyncio.get_running_loop()
+            total_ms = (time.perf_counter() - started) * 1000
 
-        async def encode(outcome: Result) -> ImageResult:
-            async with pipeline.encoding_mask(job, outcome):
-                return await loop.run_in_executor(
-                    state.postprocess_pool,
-                    build_result,
-                    config,
-                    outcome,
-                    top_k,
-                    maps,
-                    mask == "png",
-                    total_ms,
-                )
+            async def encode(outcome: Result) -> ImageResult:
+                async with pipeline.encoding_mask(job, outcome):
+                    return await loop.run_in_executor(
+                        state.postprocess_pool,
+                        build_result,
+                        config,
+                        outcome,
+                        top_k,
+                        maps,
+                        mask == "png",
+                        total_ms,
+                    )
 
-        results = await asyncio.gather(*(encode(o) for o in outcomes))
+            results = await asyncio.gather(*(encode(o) for o in outcomes))
     return PredictResponse(model=target.name, version=target.version, task=config.task,
                            results=list(results))  # fmt: skip

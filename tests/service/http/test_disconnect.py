@@ -59,9 +59,10 @@ def test_a_client_that_stays_is_never_gone_and_the_listener_ends_with_the_reques
                 await asyncio.sleep(0)
             gone = await watch.is_disconnected()
         tasks = [t for t in asyncio.all_tasks() if t.get_name() == "disconnect-watch"]
-        return gone, len(calls), len(tasks)
+        return gone or await watch.is_disconnected(), len(calls), len(tasks)
 
-    # one receive() in all, however often the engine asks; no listener outlives the request
+    # one receive() in all, however often the engine asks; no listener outlives the request,
+    # and stopping it does not say the client left (what follows, e.g. encoding, still runs)
     assert asyncio.run(scenario()) == (False, 1, 0)
 
 
