@@ -27,10 +27,27 @@ def targets(prometheus: str, job: str) -> list[dict]:
     return [target for target in active if target["labels"].get("job") == job]
 
 
+def wait_ready(prometheus: str, timeout_s: float) -> None:
+    """Until ``/-/ready`` answers 200: a Prometheus that is still starting answers its API
+    with a plain-text 503, or its published port resets the connection."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            seen: object = httpx.get(f"{prometheus}/-/ready", timeout=API_TIMEOUT_S).status_code
+        except httpx.TransportError as error:
+            seen = error
+        if seen == 200:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"prometheus at {prometheus} never ready, last saw {seen!r}")
+        time.sleep(POLL_S)
+
+
 def wait_for_targets_up(prometheus: str, job: str, count: int, timeout_s: float) -> list[dict]:
     """``count`` targets of ``job``, every one scraped and ``up``; an AssertionError naming
     what Prometheus saw (health, last error) if that does not happen within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
+    wait_ready(prometheus, timeout_s)
     while True:
         found = targets(prometheus, job)
         if len(found) == count and all(target["health"] == "up" for target in found):

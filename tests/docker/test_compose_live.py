@@ -151,6 +151,7 @@ def test_a_wrong_scrape_target_is_caught(live: Live, tmp_path: Path) -> None:
     try:
         port = live.stack.docker("port", container, "9090").stdout.split(":")[-1].strip()
         url = f"http://127.0.0.1:{port}"
+        prom.wait_ready(url, BROKEN_TARGET_TIMEOUT_S)
         with pytest.raises(AssertionError, match="down"):
             deadline = time.monotonic() + BROKEN_TARGET_TIMEOUT_S
             while prom.targets(url, "attnserve") == [] and time.monotonic() < deadline:
