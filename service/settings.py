@@ -82,8 +82,9 @@ class Settings(BaseSettings):
         parse_device(device)
         return device
 
-    def instances_for(self, config: ModelConfig) -> int:
-        """A model's instance count: the setting overrides ``config.json``."""
+    def instances_for(self, config: ModelConfig) -> int | None:
+        """A model's instance count: the setting overrides ``config.json``; None when neither
+        sets one (the device's default applies)."""
         return self.instances or config.instances
 
     def batching_for(self, config: ModelConfig) -> BatchingSpec:

@@ -128,8 +128,9 @@ class ModelConfig(StrictModel):
     )
     batching: BatchingSpec = BatchingSpec()
     # Triton's instance_group count: forward passes of this model that may run at once, each
-    # on its own thread with an equal share of the torch threads (service/engine/store.py)
-    instances: int = Field(default=1, ge=1, le=64)
+    # on its own thread, sharing the torch threads (service/engine/cores.py); unset, the
+    # device's default (service/engine/runtime.py: default_instances)
+    instances: int | None = Field(default=None, ge=1, le=64)
     versions: dict[int, VersionInfo] = Field(default_factory=dict)
     description: str = ""
 

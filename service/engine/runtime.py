@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Protocol
 
 import torch
 
 from models.repository.config import ModelConfig
 from models.repository.formats import ServableModel
+from service.engine.cores import CoreShare
 from service.engine.result import Result
 from service.engine.statistics import Execution
 from service.errors import InferenceFailed, NonFiniteOutput, ServiceError
@@ -30,7 +32,9 @@ BARRIER_TIMEOUT_S = 120.0  # warming every instance thread: a stuck one fails th
 class ModelRuntime:
     """Runs all inference for this model version on one worker thread, never on the event
     loop: ``executor`` (one thread; ``owns_executor=False`` when it is shared with other
-    versions, see :func:`inference_thread`), or else a thread of its own."""
+    versions, see :func:`inference_thread`), or else a thread of its own. With several
+    instances the executor has one thread per instance and ``cores`` shares the CPU threads
+    among the passes running at once."""
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class ModelRuntime:
         device: torch.device,
         executor: ThreadPoolExecutor | None = None,
         owns_executor: bool = True,
+        cores: CoreShare | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -49,6 +54,7 @@ class ModelRuntime:
         self.device = device
         self._owns_executor = executor is None or owns_executor
         self.executor = executor or inference_thread(f"attnserve-{name}-v{version}")
+        self.cores = cores
 
     def run_batch(
         self, batch: torch.Tensor, with_maps: bool
@@ -62,7 +68,7 @@ class ModelRuntime:
         # A pinned host tensor can be copied asynchronously; the stream orders it before use.
         non_blocking = self.device.type == "cuda" and batch.is_pinned()
         inputs = batch.to(self.device, non_blocking=non_blocking)
-        with torch.inference_mode():
+        with self.cores.claim() if self.cores else nullcontext(), torch.inference_mode():
             if with_maps:
                 logits, maps = self.model.forward_with_maps(inputs)
             else:
@@ -102,28 +108,37 @@ class ModelRuntime:
 
 
 def inference_thread(name: str, torch_threads: int | None = None) -> ThreadPoolExecutor:
-    """One thread for forward passes. On the CPU the service gives every model version the same
-    one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
+    """One thread for forward passes. On the CPU the service gives every version of a model with
+    one instance the same one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
     thread. With more OpenMP threads than cores, libgomp stops its threads spinning between
     parallel regions, and each of the hundreds of small regions of a forward pass then pays a
     futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms instead of 4.2 ms (2 cores) once a
     second thread had run the model. For the same reason a version is loaded and warmed up on
     the thread that will serve it. ``torch_threads``: the thread's own OpenMP team size, set
-    when it starts (torch gives a new thread the count last set by any thread, and
-    :func:`instance_threads` sets smaller ones)."""
+    when it starts (torch gives a new thread the count last set by any thread, and a
+    :class:`~service.engine.cores.CoreShare` sets smaller ones)."""
     if torch_threads is None:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     return ThreadPoolExecutor(1, name, initializer=torch.set_num_threads, initargs=(torch_threads,))
 
 
-def instance_threads(name: str, instances: int, torch_threads: int) -> ThreadPoolExecutor:
+def default_instances(device: torch.device, torch_threads: int) -> int:
+    """A model's instance count when neither config.json nor the settings name one: on the CPU
+    2 once there are 2 threads to share, so that a second batch computes while the first
+    finishes instead of both cores meeting at every barrier of one team (se_resnet_sagan on 2
+    cores: 1.3 x the saturated throughput of 1 x 2 threads at the same concurrency-1 latency,
+    see the README's Instances); on a GPU 1, as Triton's PyTorch backend, since one stream
+    already keeps the device busy and more would only compete for its memory."""
+    return 2 if device.type == "cpu" and torch_threads >= 2 else 1
+
+
+def instance_threads(name: str, instances: int) -> ThreadPoolExecutor:
     """The threads of a model with ``instances`` > 1 (Triton's instance_group count): up to
-    that many forward passes run at once, each in its own thread with an equal share of the
-    ``torch_threads`` (at least one), so the OpenMP threads in all stay within the quota. On
-    2 cores, 2 x 1 thread replaces one team of 2: no barrier between the two cores inside a
+    that many forward passes run at once, each in its own thread, with the CPU threads shared
+    among them by a :class:`~service.engine.cores.CoreShare`. On 2 cores, two passes of one
+    thread each replace one team of 2 under load: no barrier between the two cores inside a
     forward pass, and a preempted thread stalls only its own batch."""
-    share = max(1, torch_threads // instances)
-    return ThreadPoolExecutor(instances, name, initializer=torch.set_num_threads, initargs=(share,))
+    return ThreadPoolExecutor(instances, name)
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

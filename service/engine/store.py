@@ -29,8 +29,10 @@ from models.repository.layout import (
     model_folders,
 )
 from service.engine.batcher import DynamicBatcher
+from service.engine.cores import CoreShare
 from service.engine.runtime import (
     ModelRuntime,
+    default_instances,
     inference_thread,
     instance_threads,
     warm_up_sizes,
@@ -105,6 +107,8 @@ class ModelStore:
             if device.type == "cpu"
             else None
         )
+        # every forward pass on the CPU, of any model, shares out the same threads
+        self._cores = CoreShare(self._torch_threads) if device.type == "cpu" else None
 
     @property
     def default_model(self) -> str | None:
@@ -225,10 +229,12 @@ class ModelStore:
         loaded = LoadedVersion(name=config.name, version=version)
         ready_gauge = self.metrics.model_ready.labels(config.name, str(version))
         ready_gauge.set(0)
-        instances = self.settings.instances_for(config)
+        instances = self.settings.instances_for(config) or default_instances(
+            self.device, self._torch_threads
+        )
         name = f"attnserve-{config.name}-v{version}"
         if instances > 1:
-            thread = instance_threads(name, instances, self._torch_threads)
+            thread = instance_threads(name, instances)
         else:
             thread = self._cpu_thread or inference_thread(name)
         try:
@@ -281,7 +287,7 @@ class ModelStore:
         model = get_format(info.format).load(path, self.device)
         shared = thread is self._cpu_thread
         runtime = ModelRuntime(
-            config.name, version, config, model, self.device, thread, owns_executor=not shared
+            config.name, version, config, model, self.device, thread, not shared, self._cores
         )
         for size in warm_up_sizes(self.settings.batching_for(config).max_batch_size):
             self._refuse_if_closing()

@@ -100,9 +100,12 @@ def write_model(
     max_batch_size: int = 8,
     delay_ms: float = 2.0,
     priority_levels: int = 0,
+    instances: int | None = 1,
 ) -> Path:
     """Version 1 of ``name``: the model file and a config.json recording it (with priority
-    levels, its requests default to the lowest)."""
+    levels, its requests default to the lowest). One instance unless told: the tests of
+    deadlines, full queues and drains need the one worker a slow batch keeps busy; None leaves
+    the count to the device's default."""
     path = write_version(repo, name, 1, model, torch.zeros(1, 3, SIZE, SIZE))
     config = ModelConfig(
         name=name,
@@ -116,6 +119,7 @@ def write_model(
             priority_levels=priority_levels,
             default_priority_level=priority_levels,
         ),
+        instances=instances,
     )
     record_version(repo, config, 1, architecture=type(model).__name__)
     return path

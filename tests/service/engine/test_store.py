@@ -16,13 +16,16 @@ from service.settings import Settings
 from tests.service.fake_models import build_fault_repository, slow_repository
 
 
-def test_on_the_cpu_every_version_runs_on_one_inference_thread(tmp_path: Path) -> None:
-    """One OpenMP team for all models (see service.engine.runtime.inference_thread); a broken model
-    among them neither gets a thread of its own nor takes the shared one down."""
+def test_on_the_cpu_every_single_instance_version_runs_on_one_inference_thread(
+    tmp_path: Path,
+) -> None:
+    """With one instance each, one OpenMP team for all models (see
+    service.engine.runtime.inference_thread); a broken model among them neither gets a thread
+    of its own nor takes the shared one down."""
     repo = build_fault_repository(tmp_path, slow_rounds=1)
 
     async def scenario() -> None:
-        store = ModelStore(repo, Settings(), Metrics(), torch.device("cpu"))
+        store = ModelStore(repo, Settings(instances=1), Metrics(), torch.device("cpu"))
         await store.load_all()
         runtimes = [
             loaded.runtime
