@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.limit import BatchCell, SingleImage
+from bench.pipeline import PipelineCell
 from bench.scenarios import Cell
 from bench.stages import Stages
 
@@ -90,6 +91,16 @@ class Reference:
     best_images_per_s: float = math.nan
     best_batch: int = 0
     single_total_ms: float = math.nan
+    pipeline_images_per_s: float = math.nan  # decode + forward + top-k, the best layout
+    pipeline_layout: str = ""
+
+
+def pipeline_table(cells: list[PipelineCell]) -> str:
+    best = max(cells, key=lambda cell: cell.images_per_s)
+    rows = [
+        [c.layout, c.batch, fmt(c.images_per_s) + (" **best**" if c is best else "")] for c in cells
+    ]
+    return table(["layout (threads x torch threads each)", "batch", "images/s"], rows)
 
 
 def load_table(cells: list[Cell], reference: Reference) -> str:

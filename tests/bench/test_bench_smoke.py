@@ -66,6 +66,10 @@ def test_every_part_prints_its_table(
     assert {"batch", "images/s", "ms/batch (median of quietest round)"} <= set(
         header_of(text, "model", "batch")
     )
+    layouts = header_of(text, "layout (threads x torch threads each)", "batch")
+    assert layouts[2] == "images/s"
+    assert "| 1 x 2 threads |" in text and "| 2 x 1 thread |" in text  # the bench's 2 threads
+    assert "pipeline limit" in header_of(text, "when", "best batch throughput")
     load = header_of(text, "server", "request")
     assert {
         "req/s median (range)",

@@ -115,3 +115,13 @@ def test_saturation_is_judged_against_the_best_peer_at_the_same_load() -> None:
     assert rows[1][2] == "yes" and "1.15 x mosec" in rows[1][1] and "TorchServe" not in rows[1][1]
     assert saturation_rows(ours, [cell("mosec", "c=64", 100.0, 21)], reference)[1][2] == "**no**"
     assert saturation_rows(ours, [], reference)[1][2] == "**no**"
+
+
+def test_saturation_is_also_judged_against_the_pipeline_limit_when_measured() -> None:
+    ours = cell("attnserve", "c=32", 100.0, requests=97)  # 97 req/s
+    reference = Reference(200.0, 16, 5.0, pipeline_images_per_s=100.0, pipeline_layout="2 x 1")
+    rows = saturation_rows(ours, [], reference)
+    assert rows[0][2] == "**no**" and rows[1][2] == "yes" and "2 x 1" in rows[1][0]
+    assert "97 %" in rows[1][1]
+    slower = Reference(200.0, 16, 5.0, pipeline_images_per_s=101.0, pipeline_layout="1 x 2")
+    assert saturation_rows(ours, [], slower)[1][2] == "**no**"  # 96 %
