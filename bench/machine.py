@@ -53,6 +53,22 @@ def total_cpu_seconds(pids: Iterable[int]) -> float:
     return total
 
 
+def thread_cpu_seconds(pids: Iterable[int]) -> dict[str, float]:
+    """CPU seconds of every thread of ``pids``, summed per thread name (``comm``): the service
+    names its threads by role (service/thread_names.py); the rest are ``python`` and alike."""
+    totals: dict[str, float] = {}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for task in os.scandir(f"/proc/{pid}/task"):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    with open(f"{task.path}/comm") as comm:
+                        name = comm.read().strip()
+                    fields = _stat_fields(f"{pid}/task/{task.name}")
+                    used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+                    totals[name] = totals.get(name, 0.0) + used
+    return totals
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as info:

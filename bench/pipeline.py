@@ -6,8 +6,10 @@ cores. This measures what a program that does all of that, and nothing else, ach
 same JPEG and the same thread budget, in each threading layout:
 
 - ``1 x N threads``: one thread decodes a batch, then runs it with a team of all N threads;
-- ``N x 1 thread``: N threads each decode and run batches of their own, one torch thread each
-  (the layout of N model instances).
+- ``N x 1 thread``: N threads each decode and run batches of their own, one torch thread each;
+- ``N x 1 thread, N decode threads``: the same forward threads, fed by a pool of N decode
+  threads that decodes each worker's next batch while it computes the current one (the
+  service's layout: model instances and the decode pool, without HTTP).
 
 The best layout is the limit the service's saturated throughput is divided by (issue 12: the
 service's share of it should be 97 %).
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -37,12 +41,28 @@ class PipelineCell:
     images_per_s: float  # the best round's
 
 
-def one_batch(model: torch.jit.ScriptModule, config: ModelConfig, jpeg: bytes, batch: int) -> None:
-    """Decode and pre-process ``batch`` copies of the JPEG, stack, forward, top-k."""
-    tensors = [load_for_model(jpeg, config.input, max_pixels=MAX_PIXELS)[0] for _ in range(batch)]
+def forward_top_k(model: torch.jit.ScriptModule, tensors: list[torch.Tensor]) -> None:
     with torch.inference_mode():
         logits = model(torch.stack(tensors))
         torch.topk(torch.softmax(logits, dim=1), min(TOP_K, logits.shape[1]))
+
+
+def batches(
+    decode: Callable[[], torch.Tensor], batch: int, pool: ThreadPoolExecutor | None
+) -> Callable[[], list[torch.Tensor]]:
+    """A worker's source of batches: decoded by the worker itself, or by ``pool``, which
+    decodes the next batch while the worker computes the one it returned."""
+    if pool is None:
+        return lambda: [decode() for _ in range(batch)]
+    ahead: list[Future[torch.Tensor]] = []
+
+    def prefetched() -> list[torch.Tensor]:
+        nonlocal ahead
+        current = ahead or [pool.submit(decode) for _ in range(batch)]
+        ahead = [pool.submit(decode) for _ in range(batch)]
+        return [future.result() for future in current]
+
+    return prefetched
 
 
 def images_per_s(
@@ -50,34 +70,43 @@ def images_per_s(
     config: ModelConfig,
     jpeg: bytes,
     batch: int,
-    workers: int,
-    threads_per_worker: int,
+    layout: tuple[int, int, int],
     seconds: float,
 ) -> float:
-    """``workers`` threads, each with a torch team of ``threads_per_worker``, running
-    :func:`one_batch` for about ``seconds``: images per second, summed over the workers, each
-    counted up to its last finished batch (a batch cut off by the window would bias it low)."""
+    """``layout``: (workers, torch threads per worker, decode threads: 0 for none, the workers
+    decode their own batches). Each worker runs batches (decode and pre-process every JPEG,
+    stack, forward, top-k) for about ``seconds``: images per second, summed over the workers,
+    each counted up to its last finished batch (a batch cut off by the window would bias it
+    low)."""
+    workers, threads_per_worker, decoders = layout
     finished: list[tuple[int, float]] = [(0, 0.0)] * workers  # images, seconds from the start
     start = threading.Barrier(workers)
 
-    def work(index: int) -> None:
+    def decode() -> torch.Tensor:
+        return load_for_model(jpeg, config.input, max_pixels=MAX_PIXELS)[0]
+
+    def work(index: int, pool: ThreadPoolExecutor | None) -> None:
         torch.set_num_threads(threads_per_worker)  # this thread's own OpenMP team
+        next_batch = batches(decode, batch, pool)
         for _ in range(WARMUP_CALLS):
-            one_batch(model, config, jpeg, batch)
+            forward_top_k(model, next_batch())
         start.wait()
         began = time.perf_counter()
         images = 0
         while time.perf_counter() - began < seconds or images == 0:
-            one_batch(model, config, jpeg, batch)
+            forward_top_k(model, next_batch())
             images += batch
             finished[index] = (images, time.perf_counter() - began)
 
     main_threads = torch.get_num_threads()
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
+    pool = ThreadPoolExecutor(decoders) if decoders else None
+    threads = [threading.Thread(target=work, args=(i, pool), daemon=True) for i in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if pool is not None:
+        pool.shutdown(wait=True)
     torch.set_num_threads(main_threads)  # a new thread starts with the count set last
     return sum(images / elapsed for images, elapsed in finished)
 
@@ -93,19 +122,17 @@ def measure_pipeline(
 ) -> list[PipelineCell]:
     """Each layout of ``threads`` in ``rounds`` round-robin rounds; a layout's figure is its
     best round (a neighbour's burst only ever slows a round down)."""
-    layouts = {f"1 x {threads} threads": (1, threads)}
+    layouts = {f"1 x {threads} threads": (1, threads, 0)}
     if threads > 1:
-        layouts[f"{threads} x 1 thread"] = (threads, 1)
+        layouts[f"{threads} x 1 thread"] = (threads, 1, 0)
+        layouts[f"{threads} x 1 thread, {threads} decode threads"] = (threads, 1, threads)
     figures: dict[str, list[float]] = {name: [] for name in layouts}
     for _ in range(rounds):
-        for name, (workers, per_worker) in layouts.items():
-            seconds = cell_s / rounds
-            figures[name].append(
-                images_per_s(model, config, jpeg, batch, workers, per_worker, seconds)
-            )
+        for name, layout in layouts.items():
+            figures[name].append(images_per_s(model, config, jpeg, batch, layout, cell_s / rounds))
     return [
         PipelineCell(name, workers, per_worker, batch, max(figures[name]))
-        for name, (workers, per_worker) in layouts.items()
+        for name, (workers, per_worker, _) in layouts.items()
     ]
 
 

@@ -10,6 +10,8 @@ from bench.limit import BatchCell, SingleImage
 from bench.pipeline import PipelineCell
 from bench.scenarios import Cell
 from bench.stages import Stages
+from bench.stats import median_of
+from service.thread_names import DECODE, INFERENCE, POSTPROCESS
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -207,3 +209,21 @@ def stages_table(cells: list[Cell]) -> str:
         ],
         rows,
     )
+
+
+def cpu_table(cells: list[Cell], reference: Reference, threads: int) -> str:
+    """Core-ms per request by thread role, against the in-process pipeline's core-ms per image
+    (``threads`` cores busy at its best layout's throughput)."""
+    roles = (INFERENCE, DECODE, POSTPROCESS, "other")
+    pipeline_ms = threads * 1000 / reference.pipeline_images_per_s
+    rows = []
+    for c in cells:
+        if not any(stage.cpu_ms for stage in c.stages):
+            continue
+        shares = [median_of([s.cpu_ms.get(role, math.nan) for s in c.stages]) for role in roles]
+        total = sum(shares)
+        rows.append([c.scenario.name, c.load, *(fmt(x, 2) for x in shares), fmt(total, 2),
+                     fmt(total / pipeline_ms, 2)])  # fmt: skip
+    header = ["request", "load", "inference (+ OpenMP)", "decode", "post-process",
+              "event loop and the rest", "total core-ms", "x in-process pipeline"]  # fmt: skip
+    return table(header, rows)

@@ -193,6 +193,10 @@ def result_sections(
             "(routing, post-processing, encoding); `HTTP+client` = client mean - "
             "server total.",
             report.stages_table(service + costs),
+            "The server's CPU per request by thread role (core-ms, window medians; the "
+            "service names its threads, see service/thread_names.py), against the in-process "
+            f"pipeline's {servers.TORCH_THREADS} cores at its best layout's throughput.",
+            report.cpu_table(service + costs, reference, servers.TORCH_THREADS),
         ]
     if reference.best_batch and (service or costs):
         sections += ["## Goals", goals.goals_table(service, base, peers, costs, reference)]

@@ -1,7 +1,9 @@
-"""Part 5: where the server's time goes, from its own Prometheus histograms.
+"""Part 5: where the server's time goes, from its own Prometheus histograms, and where its
+CPU goes, from its threads' CPU time.
 
-A probe scrapes ``/metrics`` (and reads the server's CPU time) at the start and end of a load
-run's window; the mean of a stage over the window is d(_sum) / d(_count).
+A probe scrapes ``/metrics`` (and reads the server's CPU time, per thread name) at the start
+and end of a load run's window; the mean of a stage over the window is d(_sum) / d(_count),
+and a role's CPU per request is its threads' d(CPU) / d(requests).
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.client import Connection, build_request
-from bench.machine import total_cpu_seconds
+from bench.machine import thread_cpu_seconds, total_cpu_seconds
+from service.thread_names import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 class Snapshot:
     cpu_s: float
     samples: Samples
+    threads: dict[str, float] = field(default_factory=dict)  # CPU seconds per thread name
 
     def total(self, name: str, **labels: str) -> float:
         wanted = set(labels.items())
@@ -53,6 +57,7 @@ class ServerProbe:
         cpu = total_cpu_seconds(self.pids)
         if not self.scrape:
             return Snapshot(cpu, {})
+        threads = thread_cpu_seconds(self.pids)
         connection = Connection(self.port)
         try:
             status, body = await connection.exchange(self.raw)
@@ -61,7 +66,7 @@ class ServerProbe:
             return Snapshot(cpu, {})
         finally:
             connection.close()
-        return Snapshot(cpu, parse(body.decode()) if status == 200 else {})
+        return Snapshot(cpu, parse(body.decode()) if status == 200 else {}, threads)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,9 @@ class Stages:
     server_other_ms: float  # routing, post-processing and encoding, middleware
     client_ms: float  # the client's mean latency
     outside_ms: float  # client - server: HTTP parsing and transfer, the event loop, the client
+    # the server's CPU per request (core-ms) by thread role, and "other": the event loop
+    # (HTTP, routing, batching, encoding JSON) and any thread without a role
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     FIELDS = (
         "preprocess_ms",
@@ -111,6 +119,9 @@ def stages_between(
     )
     # An image waits for its whole batch: its share of the server's time is the batch's time.
     other = server - preprocess - queue - batch_ms
+    labels = {"model": model, "endpoint": endpoint}
+    name = "attnserve_request_duration_seconds_count"
+    requests = last.total(name, **labels) - first.total(name, **labels)
     return Stages(
         preprocess,
         queue,
@@ -121,4 +132,15 @@ def stages_between(
         other,
         client_mean_ms,
         client_mean_ms - server,
+        cpu_per_request(first, last, requests),
     )
+
+
+def cpu_per_request(first: Snapshot, last: Snapshot, requests: float) -> dict[str, float]:
+    """Core-ms per request of each thread role over the window, the rest as "other"."""
+    if requests <= 0 or not last.threads:
+        return {}
+    used = {name: last.threads[name] - first.threads.get(name, 0.0) for name in last.threads}
+    shares = {role: used.pop(role, 0.0) for role in ROLES}
+    shares["other"] = sum(used.values())
+    return {role: 1000 * seconds / requests for role, seconds in shares.items()}

@@ -48,6 +48,7 @@ from service.errors import (
 from service.imaging import Probed, load_probed, probe
 from service.metrics import Metrics
 from service.settings import Settings
+from service.thread_names import DECODE, name_os_thread
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,10 @@ class Pipeline:
         self.metrics = metrics
         self.draining = False
         self.preprocess_pool = ThreadPoolExecutor(
-            settings.preprocess_workers, thread_name_prefix="attnserve-preprocess"
+            settings.preprocess_workers,
+            thread_name_prefix="attnserve-preprocess",
+            initializer=name_os_thread,
+            initargs=(DECODE,),
         )
         self._backlog = DecodeBacklog(settings.max_queue_size, metrics.decode_backlog)
         self.memory = MemoryBudget(

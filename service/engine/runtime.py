@@ -25,6 +25,7 @@ from service.engine.result import Result
 from service.engine.statistics import Execution
 from service.errors import InferenceFailed, NonFiniteOutput, ServiceError
 from service.settings import parse_device
+from service.thread_names import INFERENCE, name_os_thread
 
 BARRIER_TIMEOUT_S = 120.0  # warming every instance thread: a stuck one fails the load
 
@@ -108,25 +109,30 @@ class ModelRuntime:
 
 
 def inference_thread(name: str, torch_threads: int | None = None) -> ThreadPoolExecutor:
-    """One thread for forward passes. On the CPU the service gives every version of a model with
-    one instance the same one: the cores are shared anyway, and torch's OpenMP keeps one team of threads per calling
-    thread. With more OpenMP threads than cores, libgomp stops its threads spinning between
-    parallel regions, and each of the hundreds of small regions of a forward pass then pays a
-    futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms instead of 4.2 ms (2 cores) once a
-    second thread had run the model. For the same reason a version is loaded and warmed up on
-    the thread that will serve it. ``torch_threads``: the thread's own OpenMP team size, set
-    when it starts (torch gives a new thread the count last set by any thread, and a
-    :class:`~service.engine.cores.CoreShare` sets smaller ones)."""
-    if torch_threads is None:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-    return ThreadPoolExecutor(1, name, initializer=torch.set_num_threads, initargs=(torch_threads,))
+    """One thread for forward passes. On the CPU the service gives every version of a model
+    with one instance the same one: the cores are shared anyway, and torch's OpenMP keeps one
+    team of threads per calling thread. With more OpenMP threads than cores, libgomp stops
+    its threads spinning between parallel regions, and each of the hundreds of small regions
+    of a forward pass then pays a futex wake-up: se_resnet_sagan at batch 1 took 6.7-11 ms
+    instead of 4.2 ms (2 cores) once a second thread had run the model. For the same reason
+    a version is loaded and warmed up on the thread that will serve it. ``torch_threads``:
+    the thread's own OpenMP team size, set when it starts (torch gives a new thread the count
+    last set by any thread, and a :class:`~service.engine.cores.CoreShare` sets smaller
+    ones). The operating system sees it as ``attn-infer`` (service/thread_names.py)."""
+    return ThreadPoolExecutor(1, name, initializer=_start_inference, initargs=(torch_threads,))
+
+
+def _start_inference(torch_threads: int | None) -> None:
+    name_os_thread(INFERENCE)
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
 
 
 def default_instances(device: torch.device, torch_threads: int) -> int:
     """A model's instance count when neither config.json nor the settings name one: on the CPU
     2 once there are 2 threads to share, so that a second batch computes while the first
     finishes instead of both cores meeting at every barrier of one team (se_resnet_sagan on 2
-    cores: 1.3 x the saturated throughput of 1 x 2 threads at the same concurrency-1 latency,
+    cores: 1.19 x the saturated throughput of 1 x 2 threads at the same concurrency-1 latency,
     see the README's Instances); on a GPU 1, as Triton's PyTorch backend, since one stream
     already keeps the device busy and more would only compete for its memory."""
     return 2 if device.type == "cpu" and torch_threads >= 2 else 1
@@ -138,7 +144,7 @@ def instance_threads(name: str, instances: int) -> ThreadPoolExecutor:
     among them by a :class:`~service.engine.cores.CoreShare`. On 2 cores, two passes of one
     thread each replace one team of 2 under load: no barrier between the two cores inside a
     forward pass, and a preempted thread stalls only its own batch."""
-    return ThreadPoolExecutor(instances, name)
+    return ThreadPoolExecutor(instances, name, initializer=_start_inference, initargs=(None,))
 
 
 def _to_host(tensor: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from service.protocols.v2 import router as v2
 from service.protocols.v2 import statistics as v2_statistics
 from service.settings import Settings
 from service.state import AppState
+from service.thread_names import POSTPROCESS, name_os_thread
 
 
 def create_app(settings: Settings, repo: Path) -> FastAPI:
@@ -51,7 +52,10 @@ def create_app(settings: Settings, repo: Path) -> FastAPI:
         pipeline=Pipeline(store, settings, metrics),
         # responses (PNG encoding) never wait behind the decoding of requests still to admit
         postprocess_pool=ThreadPoolExecutor(
-            settings.preprocess_workers, thread_name_prefix="attnserve-postprocess"
+            settings.preprocess_workers,
+            thread_name_prefix="attnserve-postprocess",
+            initializer=name_os_thread,
+            initargs=(POSTPROCESS,),
         ),
     )
 

@@ -90,6 +90,9 @@ def test_every_part_prints_its_table(
         "server total ms",
         "HTTP+client ms",
     } <= set(header_of(text, "request", "load"))
+    assert "| request | load | inference (+ OpenMP) | decode | post-process |" in text
+    cpu_rows = [r for r in rows_of(text, "/predict") if len(r) == 8]
+    assert cpu_rows and all(float(row[2]) > 0 and float(row[5]) > 0 for row in cpu_rows), cpu_rows
     served = rows_of(text, "attnserve") + rows_of(text, "baseline")
     loads = {(row[0], row[2]) for row in served}
     assert {("attnserve", "c=1"), ("attnserve", "c=2"), ("baseline", "c=1")} <= loads
