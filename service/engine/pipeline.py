@@ -284,9 +284,8 @@ class Pipeline:
     ) -> Result:
         """Queue the image where it was reserved. If that version was retired meanwhile (a
         reload or unload), it goes to the live one instead: a reload never fails a request, and
-        one admitted before an unload gets 503 (it was queued), not the 404 of a later one."""
-        if self.draining:
-            raise Unavailable("the service is shutting down")
+        one admitted before an unload gets 503 (it was queued), not the 404 of a later one. A
+        drain that began while it was decoded does not refuse it: it was admitted before."""
         if loaded.state != "unloaded":
             try:
                 return await reservation.submit(

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from service.errors import DeadlineExceeded, InvalidParameter, NotFound, Unavail
 from service.metrics import Metrics
 from service.settings import Settings
 from tests.service.fake_models import FLIP_LABEL, SIZE, Constant, add_flip_version, write_model
-from tests.service.images import solid
+from tests.service.images import encode, solid
 
 Scenario = Callable[[Pipeline, ModelStore], Awaitable[None]]
 
@@ -76,6 +77,25 @@ def test_refusals_come_before_any_work(flip_repo: Path) -> None:
         pipeline.drain()
         with pytest.raises(Unavailable, match="shutting down"):
             await pipeline.run_image(pipeline.job(target, False), b"not even an image")
+
+    run_with(flip_repo, scenario)
+
+
+def test_an_image_admitted_before_a_drain_is_answered_though_decoded_after(
+    flip_repo: Path,
+) -> None:
+    """SIGTERM while an admitted image is still being decoded: it is served, not refused."""
+
+    async def scenario(pipeline: Pipeline, _: ModelStore) -> None:
+        target = pipeline.target("flip", None)
+        batcher = pipeline.store.get("flip", None)[1].batchers[False]
+        image = encode(np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), np.uint8))
+        running = asyncio.create_task(pipeline.run_image(pipeline.job(target, False), image))
+        while not batcher._incoming:  # reserved: admitted, and decoding now
+            assert not running.done(), running
+            await asyncio.sleep(0.001)
+        pipeline.drain()
+        assert label((await running).output) == "dark"
 
     run_with(flip_repo, scenario)
 
