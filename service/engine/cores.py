@@ -1,4 +1,4 @@
-"""The CPU threads of a model with several instances, shared out per forward pass.
+"""The CPU threads, shared out per forward pass among all the passes running at once.
 
 With instances of one thread each, a lone request runs on one core while the other idles: on
 2 cores se_resnet_sagan at concurrency 1 answered in 17.9 ms instead of 15.2 ms with one
@@ -6,7 +6,8 @@ instance of 2 threads. With one instance of 2 threads, the two cores meet at a b
 every parallel region, so saturation stops at 128 req/s instead of 155 with 2 x 1 (bench
 results of 2026-12-01). Sharing the threads per pass keeps both: a pass that starts alone
 gets them all, and passes that start while others run split them, so the total stays within
-the quota except while a pass started alone is still finishing beside a newer one.
+the quota except while a pass started alone is still finishing beside a newer one. The store
+keeps one share for every CPU pass of every model (service/engine/store.py).
 """
 
 from __future__ import annotations
