@@ -26,8 +26,9 @@ def _stat_fields(pid: int | str) -> list[str]:
     return text[text.rindex(")") + 2 :].split()
 
 
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (default: this one), all threads included."""
+def cpu_seconds(pid: int | str | None = None) -> float:
+    """User + system CPU seconds of a process (default: this one), all threads included, or of
+    one thread (``"<pid>/task/<tid>"``)."""
     fields = _stat_fields(pid if pid is not None else "self")
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
     return (utime + stime) / CLOCK_TICKS
@@ -63,8 +64,7 @@ def thread_cpu_seconds(pids: Iterable[int]) -> dict[str, float]:
                 with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                     with open(f"{task.path}/comm") as comm:
                         name = comm.read().strip()
-                    fields = _stat_fields(f"{pid}/task/{task.name}")
-                    used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+                    used = cpu_seconds(f"{pid}/task/{task.name}")
                     totals[name] = totals.get(name, 0.0) + used
     return totals
 

@@ -35,8 +35,6 @@ TOP_K = 5
 @dataclass(frozen=True)
 class PipelineCell:
     layout: str
-    workers: int
-    threads_per_worker: int
     batch: int
     images_per_s: float  # the best round's
 
@@ -130,10 +128,7 @@ def measure_pipeline(
     for _ in range(rounds):
         for name, layout in layouts.items():
             figures[name].append(images_per_s(model, config, jpeg, batch, layout, cell_s / rounds))
-    return [
-        PipelineCell(name, workers, per_worker, batch, max(figures[name]))
-        for name, (workers, per_worker, _) in layouts.items()
-    ]
+    return [PipelineCell(name, batch, max(runs)) for name, runs in figures.items()]
 
 
 def best_layout(cells: list[PipelineCell]) -> PipelineCell:

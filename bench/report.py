@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.limit import BatchCell, SingleImage
-from bench.pipeline import PipelineCell
+from bench.pipeline import PipelineCell, best_layout
 from bench.scenarios import Cell
 from bench.stages import Stages
 from bench.stats import median_of
@@ -98,7 +98,7 @@ class Reference:
 
 
 def pipeline_table(cells: list[PipelineCell]) -> str:
-    best = max(cells, key=lambda cell: cell.images_per_s)
+    best = best_layout(cells)
     rows = [
         [c.layout, c.batch, fmt(c.images_per_s) + (" **best**" if c is best else "")] for c in cells
     ]
