@@ -211,9 +211,10 @@ def stages_table(cells: list[Cell]) -> str:
     )
 
 
-def cpu_table(cells: list[Cell], reference: Reference, threads: int) -> str:
+def cpu_table(cells: list[Cell], reference: Reference, threads: int, target: str) -> str:
     """Core-ms per request by thread role, against the in-process pipeline's core-ms per image
-    (``threads`` cores busy at its best layout's throughput)."""
+    (``threads`` cores busy at its best layout's throughput), which is measured for the
+    ``target`` model only: the other models' rows have no ratio."""
     roles = (INFERENCE, DECODE, POSTPROCESS, "other")
     pipeline_ms = threads * 1000 / reference.pipeline_images_per_s
     rows = []
@@ -222,8 +223,9 @@ def cpu_table(cells: list[Cell], reference: Reference, threads: int) -> str:
             continue
         shares = [median_of([s.cpu_ms.get(role, math.nan) for s in c.stages]) for role in roles]
         total = sum(shares)
+        ratio = total / pipeline_ms if c.scenario.model == target else math.nan
         rows.append([c.scenario.name, c.load, *(fmt(x, 2) for x in shares), fmt(total, 2),
-                     fmt(total / pipeline_ms, 2)])  # fmt: skip
+                     fmt(ratio, 2)])  # fmt: skip
     header = ["request", "load", "inference (+ OpenMP)", "decode", "post-process",
               "event loop and the rest", "total core-ms", "x in-process pipeline"]  # fmt: skip
     return table(header, rows)

@@ -149,7 +149,9 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             text, reference = remeasure(repo, config, reference)
             sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
-    sections += result_sections(service, base, peers, costs, reference, peers_note)
+    sections += result_sections(
+        service, base, peers, costs, reference, peers_note, target=config.target
+    )
     sections += tail_sections
     header = [
         f"# attnserve benchmark, {date.today().isoformat()}",
@@ -167,6 +169,8 @@ def result_sections(
     costs: list[scenarios.Cell],
     reference: report.Reference,
     peers_note: str | None = None,
+    *,
+    target: str,
 ) -> list[str]:
     sections = []
     if service or base or peers or peers_note:
@@ -196,7 +200,7 @@ def result_sections(
             "The server's CPU per request by thread role (core-ms, window medians; the "
             "service names its threads, see service/thread_names.py), against the in-process "
             f"pipeline's {servers.TORCH_THREADS} cores at its best layout's throughput.",
-            report.cpu_table(service + costs, reference, servers.TORCH_THREADS),
+            report.cpu_table(service + costs, reference, servers.TORCH_THREADS, target),
         ]
     if reference.best_batch and (service or costs):
         sections += ["## Goals", goals.goals_table(service, base, peers, costs, reference)]

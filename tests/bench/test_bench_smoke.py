@@ -93,6 +93,9 @@ def test_every_part_prints_its_table(
     assert "| request | load | inference (+ OpenMP) | decode | post-process |" in text
     cpu_rows = [r for r in rows_of(text, "/predict") if len(r) == 8]
     assert cpu_rows and all(float(row[2]) > 0 and float(row[5]) > 0 for row in cpu_rows), cpu_rows
+    assert all(row[7] != "-" for row in cpu_rows)  # the target's rows: against its pipeline
+    segmenter_rows = [r for r in rows_of(text, "mask=none") if len(r) == 8]
+    assert segmenter_rows and all(row[7] == "-" for row in segmenter_rows)  # no pipeline of its own
     served = rows_of(text, "attnserve") + rows_of(text, "baseline")
     loads = {(row[0], row[2]) for row in served}
     assert {("attnserve", "c=1"), ("attnserve", "c=2"), ("baseline", "c=1")} <= loads

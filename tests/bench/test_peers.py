@@ -81,7 +81,7 @@ def test_without_their_venvs_the_peers_are_skipped_with_one_line(
     rows = runner.peers_rows(config)
     assert [row[1].split(":")[0] for row in rows] == ["LitServe", "mosec", "TorchServe"]
     assert all("not installed" in row[1] for row in rows)
-    text = "\n\n".join(runner.result_sections([], [], [], [], Reference(), note))
+    text = "\n\n".join(runner.result_sections([], [], [], [], Reference(), note, target="m"))
     assert "## 2-3." in text and note in text
 
 
