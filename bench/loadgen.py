@@ -13,6 +13,7 @@ Only requests that complete inside the measurement window (after a warm-up) are 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ DRAIN_TIMEOUT_S = 60.0
 MAX_OUTSTANDING = 512
 
 Probe = Callable[[], Awaitable[Any]]
+#: the server's own account, read from a successful answer's body, of its time in the engine
+EngineMs = Callable[[bytes], float]
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class RunResult:
     label: str
     window_s: float
     latencies_s: list[float] = field(default_factory=list)  # successful, in the window
+    engine_ms: list[float] = field(default_factory=list)  # the same answers', when read
     errors: Counter[str] = field(default_factory=Counter)  # in the window, by status / kind
     sent: int = 0  # all requests started, warm-up included
     client_cpu_s: float = 0.0  # this process, over the window
@@ -78,6 +82,9 @@ class RunResult:
     def latency_ms(self, q: float) -> float:
         return percentile(self.latencies_s, q) * 1000
 
+    def engine_latency_ms(self, q: float) -> float:
+        return percentile(self.engine_ms, q) if self.engine_ms else math.nan
+
     @property
     def mean_latency_ms(self) -> float:
         return sum(self.latencies_s) / len(self.latencies_s) * 1000 if self.latencies_s else 0.0
@@ -86,8 +93,11 @@ class RunResult:
 class _Window:
     """The measurement window: CPU and probe samples at its edges, and what falls inside."""
 
-    def __init__(self, result: RunResult, warmup_s: float, probe: Probe | None) -> None:
+    def __init__(
+        self, result: RunResult, warmup_s: float, probe: Probe | None, engine: EngineMs | None
+    ) -> None:
         self.result = result
+        self.engine = engine
         self.start = time.perf_counter() + warmup_s
         self.end = self.start + result.window_s
         self.probe = probe
@@ -95,11 +105,13 @@ class _Window:
     def inside(self, moment: float) -> bool:
         return self.start <= moment <= self.end
 
-    def record(self, started: float, finished: float, outcome: int | str) -> None:
+    def record(self, started: float, finished: float, outcome: int | str, body: bytes) -> None:
         if not self.inside(finished):
             return
         if outcome == 200:
             self.result.latencies_s.append(finished - started)
+            if self.engine is not None:
+                self.result.engine_ms.append(self.engine(body))
         else:
             self.result.errors[str(outcome)] += 1
 
@@ -115,10 +127,10 @@ class _Window:
         return await self.probe() if self.probe is not None else None
 
 
-async def _send(connection: Any, raw: bytes) -> int | str:
+async def _send(connection: Any, raw: bytes) -> tuple[int | str, bytes]:
+    """The status and body, or the error's name and no body."""
     try:
-        status, _ = await asyncio.wait_for(connection.exchange(raw), REQUEST_TIMEOUT_S)
-        return status
+        return await asyncio.wait_for(connection.exchange(raw), REQUEST_TIMEOUT_S)
     except (
         OSError,
         asyncio.IncompleteReadError,
@@ -127,7 +139,7 @@ async def _send(connection: Any, raw: bytes) -> int | str:
         TimeoutError,
     ) as error:
         connection.close()
-        return type(error).__name__
+        return type(error).__name__, b""
 
 
 async def closed_loop(
@@ -138,9 +150,11 @@ async def closed_loop(
     warmup_s: float,
     max_requests: int,
     probe: Probe | None = None,
+    engine: EngineMs | None = None,
 ) -> RunResult:
+    """``engine``, if given, reads each successful answer's engine time into ``engine_ms``."""
     result = RunResult(f"closed c={concurrency}", duration_s)
-    window = _Window(result, warmup_s, probe)
+    window = _Window(result, warmup_s, probe, engine)
     raw = request.encode()
 
     async def worker() -> None:
@@ -149,8 +163,8 @@ async def closed_loop(
             while time.perf_counter() < window.end and result.sent < max_requests:
                 result.sent += 1
                 started = time.perf_counter()
-                outcome = await _send(connection, raw)
-                window.record(started, time.perf_counter(), outcome)
+                outcome, body = await _send(connection, raw)
+                window.record(started, time.perf_counter(), outcome, body)
         finally:
             connection.close()
 
@@ -177,7 +191,7 @@ async def open_loop(
     probe: Probe | None = None,
 ) -> RunResult:
     result = RunResult(f"open {rate:g}/s", duration_s, offered_rate=rate)
-    window = _Window(result, warmup_s, probe)
+    window = _Window(result, warmup_s, probe, None)
     raw = request.encode()
     idle: list[Any] = []
     outstanding = 0
@@ -185,7 +199,7 @@ async def open_loop(
     async def one(due: float) -> None:
         nonlocal outstanding
         connection = idle.pop() if idle else request.connect(port)
-        outcome = await _send(connection, raw)
+        outcome, _ = await _send(connection, raw)
         outstanding -= 1
         if window.inside(due):  # counted by arrival time: the offered load of the window
             if outcome == 200:

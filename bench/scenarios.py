@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.grpc_client import GrpcRequest, infer_bytes_request
-from bench.loadgen import HttpRequest, RunResult, closed_loop, open_loop
+from bench.loadgen import EngineMs, HttpRequest, RunResult, closed_loop, open_loop
 from bench.servers import ServerProcess
 from bench.stages import ServerProbe, Stages, stages_between
 from bench.stats import median_of
@@ -27,12 +27,24 @@ class Scenario:
     model: str
     endpoint: str  # the metric's endpoint label: predict, v2_infer or grpc_infer
     request: HttpRequest | GrpcRequest
+    engine: EngineMs | None = None  # reads each answer's engine time, where a part needs it
 
 
-def predict(model: str, jpeg: bytes, query: str = "", name: str = "/predict") -> Scenario:
+def predict(
+    model: str, jpeg: bytes, query: str = "", name: str = "/predict", engine: bool = False
+) -> Scenario:
+    """``engine``: read every answer's engine time too (:func:`predict_engine_ms`)."""
     path = f"/predict?model={model}" + (f"&{query}" if query else "")
     headers = (("Content-Type", "image/jpeg"),)
-    return Scenario(name, model, "predict", HttpRequest("POST", path, jpeg, headers))
+    request = HttpRequest("POST", path, jpeg, headers)
+    return Scenario(name, model, "predict", request, predict_engine_ms if engine else None)
+
+
+def predict_engine_ms(body: bytes) -> float:
+    """A /predict answer's time in the engine, by its own timings: its queue wait and its
+    batch's forward pass (what a latency target bounds)."""
+    timings = json.loads(body)["results"][0]["timings"]
+    return timings["queue_ms"] + timings["inference_ms"]
 
 
 def v2_infer(model: str, jpeg: bytes, binary_output: bool) -> Scenario:
@@ -93,6 +105,9 @@ class Cell:
     def latency_ms(self, q: float) -> float:
         return self.median(lambda r: r.latency_ms(q))
 
+    def engine_latency_ms(self, q: float) -> float:
+        return self.median(lambda r: r.engine_latency_ms(q))
+
     @property
     def errors(self) -> int:
         return sum(r.error_count for r in self.runs)
@@ -137,6 +152,7 @@ async def run_once(
             warmup_s,
             max_requests,
             probe,
+            scenario.engine,
         )
     else:
         assert load.rate is not None

@@ -2,11 +2,12 @@
 
 The same model is served twice, one server after the other: with its config's fixed
 ``max_batch_size``, and with ``ATTNSERVE_TARGET_LATENCY_MS`` (service/engine/sizing.py caps
-the batch so that queue wait plus compute stays within the target). The claims under test: at
-a moderate load (c=8) the target holds the p99 where the fixed batch does not, and at
-saturation (c=64) it keeps the throughput within 5 % of the fixed batch. The target covers the
-engine (queue and forward pass); the p99 read here is the client's, which also includes decode
-and HTTP, so the check is the stricter one.
+the batch so that queue wait plus compute stays within the target, and serves a backlog the
+target can no longer save at full size). The claims under test: at a moderate load (c=8) the
+target holds the p99 where the fixed batch does not, and at saturation (c=64) it keeps the
+throughput within 5 % of the fixed batch. The target covers the engine (queue and forward
+pass), so the p99 judged is of each answer's own ``timings`` for those two; the client's p99,
+which also includes decode, post-processing and HTTP, is shown beside it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def part_slo(
 ) -> list[str]:
     target_ms = config.slo_target_ms
     log(f"# part 7: fixed batch vs target_latency_ms {target_ms:g} at c in {config.slo_loads}")
-    request = predict(config.target, jpeg)
+    request = predict(config.target, jpeg, engine=True)
     plan = [(request, Load(concurrency=c), config.goal_repeats) for c in config.slo_loads]
     variants = {
         "fixed max_batch_size": {},
@@ -62,12 +63,13 @@ def part_slo(
 def slo_goals(
     config: BenchConfig, fixed_p99: float, slo_p99: float, fixed_x: float, slo_x: float
 ) -> list[list[str]]:
-    """The two claims: the target holds the moderate load's p99 where the fixed batch does not,
-    and costs at most 5 % of the fixed batch's throughput at saturation."""
+    """The two claims: the target holds the moderate load's p99 (of the engine's time, which
+    it bounds) where the fixed batch does not, and costs at most 5 % of the fixed batch's
+    throughput at saturation."""
     moderate, saturated = (f"c={c}" for c in config.slo_loads)
     target = config.slo_target_ms
     return [
-        [f"{moderate} p99 within {target:g} ms with the target, not with the fixed batch",
+        [f"{moderate} engine p99 within {target:g} ms with the target, not with the fixed batch",
          f"{fmt(slo_p99)} ms vs {fmt(fixed_p99)} ms",
          verdict(slo_p99 <= target < fixed_p99)],
         [f"{saturated} throughput >= {THROUGHPUT_KEPT:g} x the fixed batch's",
@@ -81,23 +83,25 @@ def slo_text(config: BenchConfig, measured: dict[str, tuple[list[Cell], float]])
     for name, (cells, cap) in measured.items():
         by_load = {cell.load: cell for cell in cells}
         low, high = by_load[moderate], by_load[saturated]
-        figures.append((low.latency_ms(0.99), high.throughput))
+        figures.append((low.engine_latency_ms(0.99), high.throughput))
         rows.append([
             name, fmt(low.throughput), fmt(low.latency_ms(0.5)), fmt(low.latency_ms(0.99)),
-            fmt(low.stage("batch_size")), fmt(high.throughput), fmt(high.latency_ms(0.99)),
-            fmt(high.stage("batch_size")), fmt(cap, 0),
+            fmt(low.engine_latency_ms(0.99)), fmt(low.stage("batch_size")),
+            fmt(high.throughput), fmt(high.latency_ms(0.99)), fmt(high.stage("batch_size")),
+            fmt(cap, 0),
         ])  # fmt: skip
     (fixed_p99, fixed_x), (slo_p99, slo_x) = figures
     goals = slo_goals(config, fixed_p99, slo_p99, fixed_x, slo_x)
     header = [
-        "server", f"{moderate} req/s", "p50 ms", "p99 ms", "mean batch",
+        "server", f"{moderate} req/s", "p50 ms", "p99 ms", "engine p99 ms", "mean batch",
         f"{saturated} req/s", "p99 ms", "mean batch", "cap at the end",
     ]  # fmt: skip
     return [
         "## 7. SLO-adaptive batching: a latency target against the fixed batch",
         f"{config.target}, `/predict`, one server after the other, {config.goal_repeats} "
-        "repeats per cell, medians; the p99 is the client's (decode and HTTP included), the "
-        "target bounds the engine's queue wait plus forward pass.",
+        "repeats per cell, medians. The p99 is the client's (decode and HTTP included); the "
+        "engine p99 is of each answer's own queue wait plus forward pass (its `timings`), "
+        "which is what the target bounds and what the goal judges.",
         table(header, rows),
         table(["goal (issue 12)", "measured", "met?"], goals),
     ]

@@ -29,6 +29,7 @@ from service.engine.queue import BatchObserver, DeadlineQueue, Disconnected, Ite
 from service.engine.result import Result
 from service.engine.runtime import BatchRunner, run_items
 from service.engine.sizing import BatchSizer
+from service.engine.slots import WorkerSlots
 from service.engine.statistics import Execution, VersionStatistics
 from service.errors import InferenceFailed, ServiceError, Unavailable
 
@@ -54,7 +55,7 @@ class DynamicBatcher:
         max_queue_delay_ms: float,
         max_queue_size: int,
         observer: BatchObserver | None = None,
-        worker_slots: asyncio.Semaphore | None = None,
+        worker_slots: WorkerSlots | None = None,
         target_latency_ms: float | None = None,
         statistics: VersionStatistics | None = None,
         priority_levels: int = 1,
@@ -69,8 +70,9 @@ class DynamicBatcher:
         self.sizer = BatchSizer(max_batch_size, target_latency_ms, max_queue_delay_ms)
         self.observer: BatchObserver = observer or NullObserver()
         self.statistics = statistics  # its version's forward passes (Triton's statistics)
-        # One batch per runtime in compute at a time, across its with- and without-maps batchers.
-        self.worker_slots = worker_slots or asyncio.Semaphore(1)
+        # One batch per instance of the runtime in compute at a time, across its with- and
+        # without-maps batchers (both share the slots).
+        self.worker_slots = worker_slots or WorkerSlots(1)
         name = f"{getattr(runtime, 'name', 'model')} v{getattr(runtime, 'version', '?')}"
         self._name = f"{name} with maps" if with_maps else name
         self._queue = DeadlineQueue(self._name, self.observer, priority_levels)
@@ -180,7 +182,7 @@ class DynamicBatcher:
                 await self.worker_slots.acquire()  # the next batch accumulates meanwhile
                 try:
                     await self._wait_for_incoming()
-                    batch = self._queue.take(self.sizer.cap())
+                    batch = self._queue.take(self._batch_size())
                 except BaseException:
                     self.worker_slots.release()
                     raise
@@ -218,9 +220,16 @@ class DynamicBatcher:
             timeout = until - time.monotonic()
             if self._stopping or not self._incoming or timeout <= 0:
                 return
-            if len(self._queue) >= self.sizer.cap():
+            if len(self._queue) >= self._batch_size():
                 return
             await self._sleep_until_woken(timeout)
+
+    def _batch_size(self) -> int:
+        """With this batcher's slot taken: its share of the backlog (the images queued and
+        those still being decoded) beside the instances that are idle too."""
+        slots = self.worker_slots
+        backlog = len(self._queue) + self._incoming
+        return self.sizer.batch_size(backlog, slots.size, 1 + slots.idle)
 
     async def _sleep_until_woken(self, timeout: float) -> None:
         handle = asyncio.get_running_loop().call_later(timeout, self._wakeup.set)

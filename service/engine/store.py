@@ -37,6 +37,7 @@ from service.engine.runtime import (
     instance_threads,
     warm_up_sizes,
 )
+from service.engine.slots import WorkerSlots
 from service.engine.statistics import VersionStatistics
 from service.errors import NotFound, Unavailable
 from service.metrics import Metrics
@@ -252,7 +253,7 @@ class ModelStore:
             return loaded
         loaded.runtime = runtime
         batching = self.settings.batching_for(config)
-        worker_slot = asyncio.Semaphore(instances)  # batches of this version at once
+        worker_slots = WorkerSlots(instances)  # batches of this version at once
         for with_maps in (False, True):
             batcher = DynamicBatcher(
                 runtime,
@@ -261,7 +262,7 @@ class ModelStore:
                 max_queue_delay_ms=batching.max_queue_delay_ms,
                 max_queue_size=self.settings.max_queue_size,
                 observer=self.metrics.observer(config.name, with_maps),
-                worker_slots=worker_slot,
+                worker_slots=worker_slots,
                 target_latency_ms=batching.target_latency_ms,
                 statistics=loaded.statistics,
                 priority_levels=batching.levels,

@@ -111,3 +111,6 @@ def test_every_part_prints_its_table(
     assert "cap at the end" in header_of(text, "server", "c=1 req/s")
     fixed, (slo,) = rows_of(text, "fixed max_batch_size"), rows_of(text, "target_latency_ms 100")
     assert fixed[0][-1] == "-" and int(slo[-1]) >= 1  # only the target exports its cap
+    for row in (fixed[0], slo):  # the engine's p99, read from the answers, is within the client's
+        client_p99, engine_p99 = float(row[3]), float(row[4])
+        assert 0 < engine_p99 <= client_p99, row

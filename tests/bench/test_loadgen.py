@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -103,6 +104,28 @@ def test_closed_loop_counts_successes_and_errors_by_status() -> None:
     assert good.ok > 0 and good.error_count == 0
     assert good.throughput == pytest.approx(good.ok / good.window_s)
     assert bad.ok == 0 and set(bad.errors) == {"503"} and bad.errors["503"] > 0
+
+
+def test_a_closed_loop_reads_the_engine_time_of_every_counted_answer() -> None:
+    """The stub answers "ok" to /ok: the reader sees that body, once per counted answer, and
+    nothing for failures; without a reader nothing is recorded."""
+    bodies: list[bytes] = []
+
+    def engine_ms(body: bytes) -> float:
+        bodies.append(body)
+        return 7.0
+
+    def run(path: str, engine: Callable[[bytes], float] | None) -> object:
+        request = HttpRequest("POST", path, b"x")
+        return with_stub(lambda port: closed_loop(port, request, 2, 0.3, 0.1, 100_000, None,
+                                                  engine))  # fmt: skip
+
+    good = run("/ok", engine_ms)
+    assert good.ok > 0 and good.engine_ms == [7.0] * good.ok
+    assert good.engine_latency_ms(0.99) == 7.0 and set(bodies) == {b"ok"}
+    assert run("/fail", engine_ms).engine_ms == []
+    unread = run("/ok", None)
+    assert unread.engine_ms == [] and math.isnan(unread.engine_latency_ms(0.99))
 
 
 def test_the_request_count_bounds_a_closed_loop() -> None:

@@ -25,4 +25,4 @@ def test_each_claim_is_judged_on_its_own(
 ) -> None:
     rows = slo_goals(CONFIG, fixed_p99, slo_p99, fixed_x, slo_x)
     assert [row[2] for row in rows] == met
-    assert "c=8 p99 within 100 ms" in rows[0][0] and "c=64 throughput" in rows[1][0]
+    assert "c=8 engine p99 within 100 ms" in rows[0][0] and "c=64 throughput" in rows[1][0]

@@ -12,6 +12,7 @@ import torch
 
 from service.engine.batcher import DynamicBatcher
 from service.engine.result import Result
+from service.engine.slots import WorkerSlots
 from service.errors import DeadlineExceeded, InferenceFailed, Unavailable
 from tests.service.engine.batching import (
     BLOCKER,
@@ -234,7 +235,7 @@ def test_batched_results_equal_results_alone_with_a_real_model() -> None:
 def test_batchers_sharing_a_worker_slot_never_compute_at_once() -> None:
     async def scenario(shared: bool) -> FakeRuntime:
         fake = FakeRuntime(workers=2, hold_s=0.02)  # two threads: only the slot serialises
-        slot = asyncio.Semaphore(1)
+        slot = WorkerSlots(1)
         batchers = [
             make_batcher(
                 fake, with_maps=maps, max_batch_size=4, worker_slots=slot if shared else None
@@ -291,7 +292,7 @@ def test_observer_failures_never_fail_requests() -> None:
     run(scenario())
 
 
-class FlakySlots(asyncio.Semaphore):
+class FlakySlots(WorkerSlots):
     """A worker slot whose first acquire fails: an unexpected error inside batch assembly."""
 
     def __init__(self) -> None:
@@ -316,3 +317,19 @@ def test_assembly_survives_an_unexpected_error() -> None:
         await batcher.stop(1.0)
 
     run(scenario())
+
+
+def test_a_backlog_is_shared_over_the_idle_instances() -> None:
+    """Eight images at once before two idle instances: four each, not eight for the first."""
+
+    async def scenario() -> list[int]:
+        fake = FakeRuntime(workers=2, hold_s=0.02)
+        batcher = make_batcher(fake, max_batch_size=16, worker_slots=WorkerSlots(2))
+        await batcher.start()
+        results = await asyncio.gather(*(batcher.submit(image(i), soon()) for i in range(1, 9)))
+        for i, result in enumerate(results, start=1):
+            torch.testing.assert_close(result.output, expected_output(i))
+        await batcher.stop(1.0)
+        return sorted(fake.sizes())
+
+    assert run(scenario()) == [4, 4]
