@@ -15,7 +15,8 @@ target, shrinking batches only lowers throughput and lengthens every wait: the n
 takes its even share of the backlog over the instances, up to ``max_batch_size``. So a closed
 loop at saturation keeps the fixed batch's throughput, while at a load the target can absorb
 the cap holds (on 2 cores, se_resnet_sagan with a 100 ms target at concurrency 64: the cap of
-3 alone gave 0.78 x the fixed batch's throughput, bench results of 2026-12-01).
+3 alone gave 0.78 x the fixed batch's throughput on 2026-12-01, this rule 1.04 x on
+2026-12-02, bench part 7).
 
 The fit is robust to noise: each batch size keeps the median of its last few forward passes
 (a GC pause or a preempted thread moves no median), and the line goes through those medians,
