@@ -24,6 +24,17 @@ weighted by how often each size ran. Until two sizes have run, the model is prop
 (``b = 0``, ``a = t(n) / n``): that over-estimates larger batches, so the cap starts low and
 rises as larger batches are observed, and it never rises past twice the largest batch
 measured so far, so a noisy line through small batches cannot send it far past the target.
+While only one size is known, the cap may still go one size past it: for a tight target the
+proportional bound can allow just the size already run, and without a second size the line
+is never learnt, so the cap stayed there for good. se_resnet_sagan on 2 cores has a large
+``b`` (t(1) 9.7 ms, t(2) 14.1 ms in bench part 1): a 60 ms target allows 5 on the line through
+them, but 1 on the proportional guess once a busy machine's t(1) passes 13.75 ms.
+
+A size that stops running is forgotten after :data:`HORIZON` forward passes of others, the
+two sizes run last excepted, so the line always has two points once it has had them. A
+median from the first requests (a cold cache, a neighbour's burst) otherwise stayed in the
+fit for as long as the server ran, and once the batches had grown past that size nothing
+replaced it.
 """
 
 from __future__ import annotations
@@ -33,17 +44,31 @@ from collections import deque
 from statistics import median
 
 WINDOW = 16  # forward passes remembered per batch size
+HORIZON = 4 * WINDOW  # forward passes after which a size not run since is forgotten
 
 
 class BatchCost:
     """``t(n) = a * n + b`` in seconds, fitted from observed (batch size, seconds) pairs."""
 
-    def __init__(self, window: int = WINDOW) -> None:
+    def __init__(self, window: int = WINDOW, horizon: int = HORIZON) -> None:
         self._window = window
+        self._horizon = horizon
         self._times: dict[int, deque[float]] = {}
+        self._passes = 0
+        self._last_pass: dict[int, int] = {}  # the pass at which each size last ran
 
     def observe(self, size: int, seconds: float) -> None:
+        self._passes += 1
+        self._last_pass[size] = self._passes
         self._times.setdefault(size, deque(maxlen=self._window)).append(seconds)
+        self._forget_stale()
+
+    def _forget_stale(self) -> None:
+        """Drop the sizes not run for ``horizon`` passes, except the two run last."""
+        by_recency = sorted(self._last_pass, key=self._last_pass.__getitem__, reverse=True)
+        for size in by_recency[2:]:
+            if self._passes - self._last_pass[size] > self._horizon:
+                del self._last_pass[size], self._times[size]
 
     def largest_size(self) -> int:
         return max(self._times, default=0)
@@ -102,7 +127,10 @@ class BatchSizer:
         self._allowed = self.allowed(*self.fit, self.target_s)
         # at most twice the largest size measured: a line through a few small batches is too
         # noisy to extrapolate far, so the cap explores upwards by doubling
-        self._cap = min(self._allowed, 2 * self.cost.largest_size())
+        largest = self.cost.largest_size()
+        self._cap = min(self._allowed, 2 * largest)
+        if self.cost.sizes() < 2:  # the line needs a second size: try the next one up
+            self._cap = max(self._cap, min(self.max_batch_size, largest + 1))
 
     def cap(self) -> int:
         """Before anything was measured, 1: one image, whose time is the first observation."""
