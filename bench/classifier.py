@@ -33,6 +33,10 @@ class Classifier:
     config: ModelConfig
     model: ServableModel
 
+    def preprocess_upload(self, body: bytes) -> torch.Tensor:
+        """A multipart/form-data body whose first part is the JPEG -> the model's input."""
+        return self.preprocess(first_part(body))
+
     def preprocess(self, data: bytes) -> torch.Tensor:
         """JPEG bytes -> the model's (3, H, W) input, exactly as the service prepares it."""
         tensor, _ = load_for_model(data, self.config.input, max_pixels=MAX_PIXELS)
@@ -61,6 +65,18 @@ class Classifier:
         for size in batch_sizes:
             for _ in range(2):
                 self.forward(torch.zeros(size, 3, spec.height, spec.width))
+
+
+def first_part(body: bytes) -> bytes:
+    """The content of a multipart/form-data body's first part, for a peer whose framework hands
+    over the raw body only (mosec): the body's first line is the boundary's delimiter, a blank
+    line ends the part's headers, and the delimiter again ends its content."""
+    delimiter, _, rest = body.partition(b"\r\n")
+    _, _, content = rest.partition(b"\r\n\r\n")
+    end = content.find(b"\r\n" + delimiter)
+    if not delimiter.startswith(b"--") or end < 0:
+        raise ValueError("not a multipart/form-data body")
+    return content[:end]
 
 
 def load(model_dir: Path, warm_batch_sizes: Iterable[int] = (1,)) -> Classifier:

@@ -1,7 +1,7 @@
 """The LitServe peer: the baseline's work (``bench/classifier.py``: the same TorchScript file,
 pre-processing and top-5 answer) behind LitServe, configured as issue 12 measured it: batches
 of up to 16 requests, 10 ms to fill one (``bench/peers.py`` passes both), one inference worker,
-one JPEG per request.
+one JPEG per request, as the ``file`` part of a multipart body.
 
 It runs in ``.venv-litserve`` (``make peers``), never in the project's venv: LitServe's own
 requirements (fastapi, ``uvicorn[standard]``, pyzmq ranges) must not move the versions that
@@ -21,15 +21,16 @@ from typing import Annotated
 
 import litserve
 import torch
-from fastapi import Body
+from fastapi import File
 
 from bench import classifier
 
 HOST = "127.0.0.1"
 
-# Unannotated, LitServe parses the body as JSON (or a form). A ``bytes`` body parameter makes
-# FastAPI hand over the raw body of any non-JSON content type, here image/jpeg.
-JpegBody = Annotated[bytes, Body(media_type="image/jpeg")]
+# LitServe gives ``decode_request``'s ``request`` annotation to FastAPI as the endpoint's
+# parameter: here the bytes of the multipart body's ``file`` part (the alias names the part),
+# parsed in the API server process and sent on to the inference worker.
+JpegUpload = Annotated[bytes, File(alias="file")]
 
 
 class ClassifierAPI(litserve.LitAPI):
@@ -39,7 +40,7 @@ class ClassifierAPI(litserve.LitAPI):
     def setup(self, device: str) -> None:
         self.classifier = classifier.from_environment(range(1, self.max_batch_size + 1))
 
-    def decode_request(self, request: JpegBody) -> torch.Tensor:
+    def decode_request(self, request: JpegUpload) -> torch.Tensor:
         return self.classifier.preprocess(request)
 
     def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:

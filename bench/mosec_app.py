@@ -1,7 +1,7 @@
 """The mosec peer: the baseline's work (``bench/classifier.py``) behind mosec's Rust HTTP layer,
 configured as issue 12 measured it: a decode stage of its own (one process) feeding an
 inference stage that batches up to 8 images, waiting at most 5 ms (``bench/servers.py`` passes
-both), one JPEG per request on ``POST /predict``.
+both), one JPEG per request on ``POST /predict``, as the ``file`` part of a multipart body.
 
 It runs in ``.venv-mosec`` (``make peers``), never in the project's venv, like every peer.
 Run: ``.venv-mosec/bin/python -m bench.mosec_app --port PORT --max-batch-size 8
@@ -38,17 +38,18 @@ class PickledIPC:
 
 
 class Decode(PickledIPC, Worker):
-    """JPEG bytes -> the model's (3, H, W) input, one request at a time, in its own process."""
+    """A multipart body -> its JPEG part -> the model's (3, H, W) input, one request at a time,
+    in its own process (mosec hands a worker the body only, so the part is found by hand)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.classifier = classifier.from_environment([])
 
     def deserialize(self, data: bytes) -> bytes:
-        return data  # the raw JPEG, not JSON
+        return data  # the raw multipart body, not JSON
 
     def forward(self, data: bytes) -> torch.Tensor:
-        return self.classifier.preprocess(data)
+        return self.classifier.preprocess_upload(data)
 
 
 class Infer(PickledIPC, Worker):

@@ -11,9 +11,8 @@ import torch
 
 from bench import fixtures, foreign, limit, pipeline, report, scenarios, servers
 from bench.config import BenchConfig
-from bench.loadgen import HttpRequest
 from bench.peers import PEERS, Peer
-from bench.scenarios import Load, Scenario, grpc_infer, predict, v2_infer
+from bench.scenarios import Load, Scenario, grpc_infer, predict, upload, v2_infer
 
 
 def log(message: str) -> None:
@@ -194,10 +193,7 @@ def peers_skipped(missing: list[Peer]) -> str | None:
 
 def peer_plan(config: BenchConfig, peer: Peer, jpeg: bytes) -> list:
     """The /predict rows of the service, sent to the peer's own path."""
-    request = Scenario(
-        "/predict", config.target, "predict",
-        HttpRequest("POST", peer.path, jpeg, (("Content-Type", "image/jpeg"),)),
-    )  # fmt: skip
+    request = Scenario("/predict", config.target, "predict", upload(peer.path, jpeg))
     loads = config.peer_concurrencies
     return [(request, Load(concurrency=c), repeats_for(config, c)) for c in loads]
 

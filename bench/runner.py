@@ -55,7 +55,8 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
         ("mode", "quick (harness check, not a measurement)" if quick else "full"),
         (
             "benchmark model",
-            f"{config.target}, {len(jpeg)}-byte JPEG per request, random weights"
+            f"{config.target}, {len(jpeg)}-byte JPEG per request (a multipart file part), "
+            "random weights"
             if config.target not in config.demo_models
             else config.target,
         ),

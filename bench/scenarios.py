@@ -30,13 +30,30 @@ class Scenario:
     engine: EngineMs | None = None  # reads each answer's engine time, where a part needs it
 
 
+BOUNDARY = "attnserve-bench-boundary"
+
+
+def upload(path: str, jpeg: bytes) -> HttpRequest:
+    """``POST path`` with the JPEG as the one ``file`` part of a multipart/form-data body: how
+    a browser or ``curl -F file=@image.jpg`` sends an image, and how issue 12 measured every
+    server (each peer's app reads that part)."""
+    body = b"".join([
+        f"--{BOUNDARY}\r\n".encode(),
+        b'Content-Disposition: form-data; name="file"; filename="image.jpg"\r\n',
+        b"Content-Type: image/jpeg\r\n\r\n",
+        jpeg,
+        f"\r\n--{BOUNDARY}--\r\n".encode(),
+    ])  # fmt: skip
+    headers = (("Content-Type", f"multipart/form-data; boundary={BOUNDARY}"),)
+    return HttpRequest("POST", path, body, headers)
+
+
 def predict(
     model: str, jpeg: bytes, query: str = "", name: str = "/predict", engine: bool = False
 ) -> Scenario:
     """``engine``: read every answer's engine time too (:func:`predict_engine_ms`)."""
     path = f"/predict?model={model}" + (f"&{query}" if query else "")
-    headers = (("Content-Type", "image/jpeg"),)
-    request = HttpRequest("POST", path, jpeg, headers)
+    request = upload(path, jpeg)
     return Scenario(name, model, "predict", request, predict_engine_ms if engine else None)
 
 

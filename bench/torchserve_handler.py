@@ -4,7 +4,8 @@ its Python worker. Archived into the model's .mar by ``bench/peers.py``; the wor
 ``bench`` through the ``PYTHONPATH`` the benchmark gives the server.
 
 TorchServe instantiates the one class defined here, calls ``initialize`` once and ``handle``
-per batch (a list of requests, each a dict whose ``body`` or ``data`` is the JPEG).
+per batch (a list of requests: the frontend parses each multipart body into a dict of its
+parts, and the ``file`` part is the JPEG).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ClassifierHandler:
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[dict[str, object]]:
         assert self.classifier is not None, "initialize() runs first"
-        jpegs = [bytes(request.get("body") or request.get("data")) for request in data]
+        jpegs = [bytes(request["file"]) for request in data]  # the multipart body's part
         inputs = torch.stack([self.classifier.preprocess(jpeg) for jpeg in jpegs])
         logits = self.classifier.forward(inputs)
         return [self.classifier.answer(row) for row in logits]

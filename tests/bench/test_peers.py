@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from bench import parts, peers, runner, servers
-from bench.classifier import TOP_K, Classifier
+from bench.classifier import TOP_K, Classifier, first_part
 from bench.config import BenchConfig
 from bench.fixtures import synthetic_jpeg
 from bench.goals import p99_goal_row, saturation_rows
 from bench.loadgen import RunResult
 from bench.machine import group_pids
 from bench.report import Reference
-from bench.scenarios import Cell, predict
+from bench.scenarios import Cell, predict, upload
 from models.repository.config import InputSpec, ModelConfig
 
 LABELS = [f"class{i}" for i in range(7)]
@@ -52,6 +52,17 @@ def test_classifier_answers_the_top_5_of_a_jpeg() -> None:
     scores = [p["score"] for p in predictions]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-6
     assert all(LABELS[p["index"]] == p["label"] for p in predictions)
+
+
+def test_a_peer_reads_the_jpeg_out_of_the_multipart_body_every_server_gets() -> None:
+    jpeg = synthetic_jpeg(40, 48)
+    request = upload("/predict", jpeg)
+    assert dict(request.headers)["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert first_part(request.body) == jpeg
+    classifier = tiny_classifier()
+    assert torch.equal(classifier.preprocess_upload(request.body), classifier.preprocess(jpeg))
+    with pytest.raises(ValueError, match="multipart"):
+        first_part(jpeg)
 
 
 def test_stop_group_leaves_no_process_of_the_group_behind() -> None:
