@@ -26,13 +26,14 @@ def resnet(
     widths: Tuple[int, ...] = WIDTHS,
     output_stride: int = 32,
     augmented_from: Optional[int] = None,
+    blocks: Optional[int] = None,
 ) -> ResNetSpec:
-    """One block per stage (two in stage 3), ``attn_layer`` in every block; stages from index
-    ``augmented_from`` on use attention-augmented convolutions."""
+    """One block per stage (two in stage 3), or ``blocks`` in every stage; ``attn_layer`` in
+    every block; stages from index ``augmented_from`` on use attention-augmented convolutions."""
     stages = tuple(
         StageSpec(
             channels=width,
-            blocks=2 if index == 2 else 1,
+            blocks=blocks if blocks is not None else 2 if index == 2 else 1,
             attn_layer=attn_layer,
             augmented=AugmentedSpec()
             if augmented_from is not None and index >= augmented_from
@@ -50,6 +51,16 @@ SPECS: Tuple[ArchitectureSpec, ...] = (
         description="ResNet with SE blocks and a SAGAN self-attention stage (the benchmark "
         "classifier of bench/).",
         backbone=resnet("se"),
+        neck=NeckSpec("self_attention"),
+        head="linear",
+    ),
+    ArchitectureSpec(
+        name="se_resnet18_sagan",
+        task="classification",
+        description="se_resnet_sagan with ResNet-18's depth, two blocks in every stage: issue "
+        "12's heavier benchmark model, 0.98 GFLOP and 2.91 M parameters at 224 px and 10 "
+        "classes (python -m bench --target se_resnet18_sagan).",
+        backbone=resnet("se", blocks=2),
         neck=NeckSpec("self_attention"),
         head="linear",
     ),
