@@ -78,14 +78,19 @@ def test_without_a_target_the_cap_is_max_batch_size() -> None:
     assert sizer.cap() == 16 and not sizer.adaptive
 
 
-def test_the_cap_rises_from_one_to_what_the_target_allows_and_never_overshoots() -> None:
-    # budget (50 ms - 5 ms) / 2 = 22.5 ms per batch: 0.002 n + 0.004 <= 0.0225 -> n <= 9
-    sizer = BatchSizer(64, 50.0, 5.0)
+def caps_run(sizer: BatchSizer, passes: int) -> list[int]:
+    """The cap before each of ``passes`` forward passes, each running a full batch at it."""
     caps = []
-    for _ in range(10):
+    for _ in range(passes):
         cap = sizer.cap()
         caps.append(cap)
         sizer.observe(cap, true_cost(cap))
+    return caps
+
+
+def test_the_cap_rises_from_one_to_what_the_target_allows_and_never_overshoots() -> None:
+    # budget (50 ms - 5 ms) / 2 = 22.5 ms per batch: 0.002 n + 0.004 <= 0.0225 -> n <= 9
+    caps = caps_run(BatchSizer(64, 50.0, 5.0), 10)
     assert caps[0] == 1 and caps[-1] == 9
     assert caps == sorted(caps) and max(caps) <= 9
 
@@ -93,13 +98,7 @@ def test_the_cap_rises_from_one_to_what_the_target_allows_and_never_overshoots()
 def test_a_target_the_proportional_guess_holds_to_one_still_learns_the_line() -> None:
     # budget (27 ms - 5 ms) / 2 = 11 ms: t(1) = 6 ms, so the proportional guess allows only 1
     # (2 * 6 ms > 11 ms); the line 0.002 n + 0.004 <= 0.011 allows 3
-    sizer = BatchSizer(16, 27.0, 5.0)
-    caps = []
-    for _ in range(6):
-        cap = sizer.cap()
-        caps.append(cap)
-        sizer.observe(cap, true_cost(cap))
-    assert caps == [1, 2, 3, 3, 3, 3]
+    assert caps_run(BatchSizer(16, 27.0, 5.0), 6) == [1, 2, 3, 3, 3, 3]
 
 
 @pytest.mark.parametrize(("target_ms", "cap"), [(1.0, 1), (10_000.0, 8)])
