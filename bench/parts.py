@@ -33,10 +33,13 @@ def measure_model(
 def measure_pipeline(repo: Path, config: BenchConfig, batch: int) -> list[pipeline.PipelineCell]:
     """The target's whole pipeline in-process at ``batch``, in each threading layout."""
     model_config = fixtures.model_config(repo, config.target)
-    model = limit.load(fixtures.latest_model_file(repo, config.target))
+    model_file = fixtures.latest_model_file(repo, config.target)
+    model = limit.load(model_file)
     jpeg = fixtures.request_image(model_config)
     threads = torch.get_num_threads()
-    return pipeline.measure_pipeline(model, model_config, jpeg, batch, threads, config.limit_cell_s)
+    return pipeline.measure_pipeline(
+        model, model_config, jpeg, batch, threads, config.limit_cell_s, model_file=model_file
+    )
 
 
 def part_limit(repo: Path, config: BenchConfig) -> tuple[list[str], report.Reference]:

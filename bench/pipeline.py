@@ -9,7 +9,10 @@ same JPEG and the same thread budget, in each threading layout:
 - ``N x 1 thread``: N threads each decode and run batches of their own, one torch thread each;
 - ``N x 1 thread, N decode threads``: the same forward threads, fed by a pool of N decode
   threads that decodes each worker's next batch while it computes the current one (the
-  service's layout: model instances and the decode pool, without HTTP).
+  service's layout: model instances and the decode pool, without HTTP);
+- ``N processes x 1 thread, pinned, N decode threads``: the forward passes in N separate
+  processes, pinned to a core each and fed through shared memory
+  (:mod:`bench.pipeline_processes`): the peers' layout, without HTTP.
 
 The best layout is the limit the service's saturated throughput is divided by (issue 12: the
 service's share of it should be 97 %).
@@ -17,15 +20,19 @@ service's share of it should be 97 %).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from bench.limit import MAX_PIXELS, ROUNDS, WARMUP_CALLS
+from bench.pipeline_processes import inference_processes
 from models.repository.config import ModelConfig
 from service.imaging import load_for_model
 
@@ -63,6 +70,11 @@ def batches(
     return prefetched
 
 
+def decoder(config: ModelConfig, jpeg: bytes) -> Callable[[], torch.Tensor]:
+    """Decode and pre-process ``jpeg`` as the service does, into one image tensor."""
+    return lambda: load_for_model(jpeg, config.input, max_pixels=MAX_PIXELS)[0]
+
+
 def images_per_s(
     model: torch.jit.ScriptModule,
     config: ModelConfig,
@@ -80,8 +92,7 @@ def images_per_s(
     finished: list[tuple[int, float]] = [(0, 0.0)] * workers  # images, seconds from the start
     start = threading.Barrier(workers)
 
-    def decode() -> torch.Tensor:
-        return load_for_model(jpeg, config.input, max_pixels=MAX_PIXELS)[0]
+    decode = decoder(config, jpeg)
 
     def work(index: int, pool: ThreadPoolExecutor | None) -> None:
         torch.set_num_threads(threads_per_worker)  # this thread's own OpenMP team
@@ -117,18 +128,40 @@ def measure_pipeline(
     threads: int,
     cell_s: float,
     rounds: int = ROUNDS,
+    model_file: Path | None = None,
 ) -> list[PipelineCell]:
     """Each layout of ``threads`` in ``rounds`` round-robin rounds; a layout's figure is its
-    best round (a neighbour's burst only ever slows a round down)."""
+    best round (a neighbour's burst only ever slows a round down). ``model_file`` (the file
+    ``model`` was loaded from) adds the process layout, where this process may use a CPU per
+    thread; its processes start once and serve every round."""
+    seconds = cell_s / rounds
+    layouts: dict[str, Callable[[], float]] = {}
+    for name, layout in thread_layouts(threads).items():
+        layouts[name] = lambda layout=layout: images_per_s(
+            model, config, jpeg, batch, layout, seconds
+        )
+    with ExitStack() as stack:
+        if model_file is not None and 1 < threads <= len(os.sched_getaffinity(0)):
+            decode = decoder(config, jpeg)
+            processes = stack.enter_context(
+                inference_processes(model_file, decode, batch, threads, TOP_K)
+            )
+            name = f"{threads} processes x 1 thread, pinned, {threads} decode threads"
+            layouts[name] = lambda: processes.images_per_s(seconds)
+        figures: dict[str, list[float]] = {name: [] for name in layouts}
+        for _ in range(rounds):
+            for name, measure in layouts.items():
+                figures[name].append(measure())
+    return [PipelineCell(name, batch, max(runs)) for name, runs in figures.items()]
+
+
+def thread_layouts(threads: int) -> dict[str, tuple[int, int, int]]:
+    """The in-process layouts of ``threads``: (workers, torch threads each, decode threads)."""
     layouts = {f"1 x {threads} threads": (1, threads, 0)}
     if threads > 1:
         layouts[f"{threads} x 1 thread"] = (threads, 1, 0)
         layouts[f"{threads} x 1 thread, {threads} decode threads"] = (threads, 1, threads)
-    figures: dict[str, list[float]] = {name: [] for name in layouts}
-    for _ in range(rounds):
-        for name, layout in layouts.items():
-            figures[name].append(images_per_s(model, config, jpeg, batch, layout, cell_s / rounds))
-    return [PipelineCell(name, batch, max(runs)) for name, runs in figures.items()]
+    return layouts
 
 
 def best_layout(cells: list[PipelineCell]) -> PipelineCell:
