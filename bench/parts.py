@@ -1,10 +1,12 @@
 """Each part's measurements: part 1 in-process (and again after the load runs), the plans
-of the load runs, the peers one after another, and the foreign-load part. :mod:`bench.runner`
+of the load runs, the servers side by side, and the foreign-load part. :mod:`bench.runner`
 calls them in order and assembles the report."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,6 +15,8 @@ from bench import fixtures, foreign, limit, pipeline, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.peers import PEERS, Peer
 from bench.scenarios import Load, Scenario, grpc_infer, predict, upload, v2_infer
+from bench.side_by_side import Entry, continued, lineup, run_side_by_side
+from models.repository.layout import model_dir
 
 
 def log(message: str) -> None:
@@ -201,18 +205,68 @@ def peer_plan(config: BenchConfig, peer: Peer, jpeg: bytes) -> list:
     return [(request, Load(concurrency=c), repeats_for(config, c)) for c in loads]
 
 
-def part_peers(
-    config: BenchConfig, model_dir: Path, work: Path, jpeg: bytes, limits: tuple
-) -> tuple[list[scenarios.Cell], str | None]:
-    """Every installed peer, one at a time; the missing ones named in the returned line."""
-    cells: list[scenarios.Cell] = []
-    for peer in PEERS:
-        if not peer.installed():
-            continue
-        log(f"# part 3: {peer.label()} under load")
-        with peer.serve(model_dir, work) as server:
-            cells += scenarios.run_cells(server, peer_plan(config, peer, jpeg), *limits, False, log)
-    note = peers_skipped([peer for peer in PEERS if not peer.installed()])
-    if note:
-        log(f"# part 3: {note}")
-    return cells, note
+@dataclass
+class ServerCells:
+    """Parts 2-4's cells, per server."""
+
+    service: list[scenarios.Cell] = field(default_factory=list)
+    base: list[scenarios.Cell] = field(default_factory=list)
+    peers: list[scenarios.Cell] = field(default_factory=list)
+    costs: list[scenarios.Cell] = field(default_factory=list)
+    peers_note: str | None = None  # the peers that did not run, and how to get them
+
+
+def part_servers(
+    config: BenchConfig,
+    parts: set[str],
+    repo: Path,
+    work: Path,
+    jpegs: tuple[bytes, bytes],
+    rate: float,
+    limits: tuple,
+) -> ServerCells:
+    """Parts 2-3 side by side (:mod:`bench.side_by_side`): attnserve, the baseline and every
+    installed peer, started once and taking turns; then part 4, the costs, on attnserve alone.
+    ``jpegs``: the target's and the segmenter's request images."""
+    jpeg, seg_jpeg = jpegs
+    result = ServerCells()
+    target_dir = model_dir(repo, config.target)
+    peers = [peer for peer in PEERS if "peers" in parts and peer.installed()]
+    with ExitStack() as stack, lineup(stack) as admit:
+        entries: list[Entry] = []
+        grpc_port = servers.free_port()
+        grpc_env = {"ATTNSERVE_GRPC_PORT": str(grpc_port)}
+        service = base = None
+        if parts & {"service", "costs"}:
+            service = admit(stack.enter_context(servers.attnserve(repo, work, grpc_env)))
+            if "service" in parts:
+                entries.append(Entry(service, service_plan(config, jpeg, rate), True))
+        if "baseline" in parts:
+            base = admit(stack.enter_context(servers.baseline(target_dir, work)))
+            plan = closed_plan(config, jpeg, config.baseline_concurrencies)
+            entries.append(Entry(base, plan, False))
+        for peer in peers:
+            server = admit(stack.enter_context(peer.serve(target_dir, work)))
+            entries.append(Entry(server, peer_plan(config, peer, jpeg), False))
+        if entries:
+            names = ", ".join(entry.server.name for entry in entries)
+            log(f"# parts 2-3 side by side, taking turns: {names}")
+        cells = run_side_by_side(entries, *limits, log)
+        for entry, entry_cells in zip(entries, cells, strict=True):
+            if entry.server is service:
+                result.service = entry_cells
+            elif entry.server is base:
+                result.base = entry_cells
+            else:
+                result.peers += entry_cells
+        if service is not None and "costs" in parts:
+            log("# part 4: the cost of maps, masks, v2 and gRPC")
+            plan = cost_plan(config, jpeg, seg_jpeg, grpc_port)
+            cost_limits = (config.cost_run_s, *limits[1:])
+            with continued(service):
+                result.costs = scenarios.run_cells(service, plan, *cost_limits, True, log)
+    if "peers" in parts:
+        result.peers_note = peers_skipped([peer for peer in PEERS if not peer.installed()])
+        if result.peers_note:
+            log(f"# part 3: {result.peers_note}")
+    return result

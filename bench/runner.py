@@ -1,6 +1,7 @@
 """One benchmark run: the parts in order, on one machine, into one Markdown text.
 
-Part 1 runs first in this process, with no server alive; the servers then run one at a time.
+Part 1 runs first in this process, with no server alive; the servers then run side by side,
+taking turns (:mod:`bench.side_by_side`), and the foreign-load and latency-target parts last.
 After the load runs, the target's reference figures are measured again, and the better of the
 two measurements is what the goals are judged against (the stricter ceiling on a noisy machine).
 """
@@ -22,18 +23,14 @@ from bench import fixtures, goals, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.machine import Machine
 from bench.parts import (
-    closed_plan,
-    cost_plan,
     log,
     part_foreign,
     part_limit,
-    part_peers,
+    part_servers,
     remeasure,
-    service_plan,
 )
 from bench.peers import PEERS
 from bench.slo import part_slo
-from models.repository.layout import model_dir
 
 
 def peers_rows(config: BenchConfig) -> list[tuple[str, str]]:
@@ -76,7 +73,9 @@ def settings_rows(config: BenchConfig, repo: Path, jpeg: bytes, quick: bool, rat
             "runs",
             f"{config.warmup_s:g} s warm-up + {config.run_s:g} s measured (costs "
             f"{config.cost_run_s:g} s); {config.goal_repeats} repeats at c in "
-            f"{config.goal_concurrencies}, else {config.repeats}; round-robin; medians",
+            f"{config.goal_concurrencies}, else {config.repeats}; every server started once, the "
+            "servers taking turns load by load and round by round, the idle ones stopped "
+            "(SIGSTOP); medians",
         ),
         ("open loop", f"{rate:g} req/s = {config.open_rate_fraction:g} x the in-process best"),
     ]
@@ -120,28 +119,10 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             text, reference = part_limit(repo, config)
             sections += text
         rate = open_rate(config, reference)
-        if parts & {"service", "costs"}:
-            grpc_port = servers.free_port()
-            grpc_env = {"ATTNSERVE_GRPC_PORT": str(grpc_port)}
-            with servers.attnserve(repo, work, grpc_env) as server:
-                if "service" in parts:
-                    log("# part 2: attnserve under load")
-                    plan = service_plan(config, jpeg, rate)
-                    service = scenarios.run_cells(server, plan, *limits, True, log)
-                if "costs" in parts:
-                    log("# part 4: the cost of maps, masks, v2 and gRPC")
-                    plan = cost_plan(config, jpeg, seg_jpeg, grpc_port)
-                    cost_limits = (config.cost_run_s, *limits[1:])
-                    costs = scenarios.run_cells(server, plan, *cost_limits, True, log)
-        if "baseline" in parts:
-            log("# part 3: the hand-written FastAPI baseline under load")
-            with servers.baseline(model_dir(repo, config.target), work) as server:
-                plan = closed_plan(config, jpeg, config.baseline_concurrencies)
-                base = scenarios.run_cells(server, plan, *limits, False, log)
-        if "peers" in parts:
-            peers, peers_note = part_peers(
-                config, model_dir(repo, config.target), work, jpeg, limits
-            )
+        if parts & {"service", "costs", "baseline", "peers"}:
+            cells = part_servers(config, parts, repo, work, (jpeg, seg_jpeg), rate, limits)
+            service, base, peers, costs = cells.service, cells.base, cells.peers, cells.costs
+            peers_note = cells.peers_note
         if "foreign" in parts:
             tail_sections = part_foreign(repo, config, reference, work, jpeg, limits)
         if "slo" in parts:

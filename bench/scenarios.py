@@ -197,22 +197,40 @@ def run_cells(
     log: Callable[[str], None],
 ) -> list[Cell]:
     """``plan``: (scenario, load, repeats); repeats are interleaved round-robin."""
-    cells = [Cell(server.name, scenario, load.label) for scenario, load, _ in plan]
+    cells = plan_cells(server, plan)
     rounds = max((repeats for _, _, repeats in plan), default=0)
     for round_index in range(rounds):
-        for cell, (scenario, load, repeats) in zip(cells, plan, strict=True):
-            if round_index >= repeats:
-                continue
-            result, cpu_s, stages = asyncio.run(
-                run_once(server, scenario, load, duration_s, warmup_s, max_requests, scrape)
-            )
-            cell.runs.append(result)
-            cell.server_cpu_s.append(cpu_s)
-            if stages is not None:
-                cell.stages.append(stages)
-            log(
-                f"#   {server.name:15} {scenario.name:24} {load.label:12} "
-                f"{result.throughput:7.1f} req/s  p50 {result.latency_ms(0.5):7.1f} ms  "
-                f"p99 {result.latency_ms(0.99):7.1f} ms  errors {result.error_count}"
-            )
+        for cell, (_, load, repeats) in zip(cells, plan, strict=True):
+            if round_index < repeats:
+                run_into(cell, server, load, duration_s, warmup_s, max_requests, scrape, log)
     return cells
+
+
+def plan_cells(server: ServerProcess, plan: list[tuple[Scenario, Load, int]]) -> list[Cell]:
+    return [Cell(server.name, scenario, load.label) for scenario, load, _ in plan]
+
+
+def run_into(
+    cell: Cell,
+    server: ServerProcess,
+    load: Load,
+    duration_s: float,
+    warmup_s: float,
+    max_requests: int,
+    scrape: bool,
+    log: Callable[[str], None],
+) -> None:
+    """One run of ``cell``'s scenario at ``load``, added to the cell and logged."""
+    scenario = cell.scenario
+    result, cpu_s, stages = asyncio.run(
+        run_once(server, scenario, load, duration_s, warmup_s, max_requests, scrape)
+    )
+    cell.runs.append(result)
+    cell.server_cpu_s.append(cpu_s)
+    if stages is not None:
+        cell.stages.append(stages)
+    log(
+        f"#   {server.name:15} {scenario.name:24} {load.label:12} "
+        f"{result.throughput:7.1f} req/s  p50 {result.latency_ms(0.5):7.1f} ms  "
+        f"p99 {result.latency_ms(0.99):7.1f} ms  errors {result.error_count}"
+    )

@@ -86,7 +86,10 @@ def test_without_their_venvs_the_peers_are_skipped_with_one_line(
 ) -> None:
     monkeypatch.setattr(peers.Peer, "venv", property(lambda peer: tmp_path / peer.package))
     config = BenchConfig()
-    cells, note = parts.part_peers(config, tmp_path, tmp_path, b"", (1.0, 0.5, 10))
+    measured = parts.part_servers(
+        config, {"peers"}, tmp_path, tmp_path, (b"", b""), 1.0, (1.0, 0.5, 10)
+    )
+    cells, note = measured.peers, measured.peers_note
     assert cells == [] and note is not None
     assert note.startswith("LitServe, mosec, TorchServe not measured: run `make bench`")
     rows = runner.peers_rows(config)
