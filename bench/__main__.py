@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.config import PARTS, RESULTS, BenchConfig
 from models.repository.layout import DEMO_REPOSITORY
+from service.malloc import retain_freed_memory
 from service.openmp import apply_defaults
 
 
@@ -45,8 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}: choose from {', '.join(PARTS)}")
     # before torch loads: the in-process figures wait as the service's threads do, so the
-    # service is compared with its own model under the same OpenMP policy
+    # service is compared with its own model under the same OpenMP policy; and their threads
+    # keep freed memory as the service's do (service/malloc.py)
     apply_defaults()
+    retain_freed_memory()
     from bench.machine import Machine
     from bench.parts import log
     from bench.runner import run

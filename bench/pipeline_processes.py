@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from bench.limit import WARMUP_CALLS, load
+from service.malloc import retain_freed_memory
 
 SLOTS = 2  # per process: one computing, one being filled
 READY_TIMEOUT_S = 120.0
@@ -45,6 +46,7 @@ def serve(model_file: str, slots: torch.Tensor, pipe: Connection, cpu: int, top_
     and answers with the slot and how many images it finished since its first measured batch
     (the parent's ``None`` starts the count over), until it is sent ``-1``."""
     os.sched_setaffinity(0, {cpu})
+    retain_freed_memory()  # as the bench process and the service do (service/malloc.py)
     torch.set_num_threads(1)
     model = load(Path(model_file))
     for _ in range(WARMUP_CALLS):

@@ -101,6 +101,9 @@ def run_serve(args: argparse.Namespace) -> None:
     from service.openmp import apply_defaults
 
     apply_defaults()  # before the server's imports load torch (service/openmp.py says why)
+    from service.malloc import retain_freed_memory
+
+    retain_freed_memory()  # before the models load (service/malloc.py says why)
     from service.http.server import serve
     from service.settings import Settings
 

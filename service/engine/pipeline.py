@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 import torch
 from prometheus_client import Gauge
 
-from models.repository.config import ModelConfig
+from models.repository.config import InputSpec, ModelConfig
 from service.engine.batcher import Reservation
 from service.engine.memory import (
+    CONVERSION_BYTES_PER_PIXEL,
     MemoryBudget,
     budget_bytes,
     image_bytes,
@@ -46,6 +47,7 @@ from service.errors import (
     Unavailable,
 )
 from service.imaging import Probed, load_probed, probe
+from service.malloc import MMAP_THRESHOLD, release_free_memory
 from service.metrics import Metrics
 from service.settings import Settings
 from service.thread_names import DECODE, name_os_thread
@@ -97,6 +99,18 @@ class DecodeBacklog:
         with self._lock:
             self._count -= 1
         self.gauge.dec()
+
+
+def decode(probed: Probed, spec: InputSpec) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:func:`load_probed`, in a decode thread; after an image whose decoded frame passed
+    glibc's mmap threshold, the free memory of its buffers goes back to the kernel, which the
+    service's malloc settings would otherwise keep (:mod:`service.malloc`)."""
+    try:
+        return load_probed(probed, spec)
+    finally:
+        large = probed.pixels * CONVERSION_BYTES_PER_PIXEL >= MMAP_THRESHOLD
+        if large and probed.pixels <= probed.max_pixels:
+            release_free_memory()
 
 
 class Pipeline:
@@ -237,7 +251,7 @@ class Pipeline:
         clients that give up cannot pile up work behind the admitted ones."""
         if not self._backlog.acquire():
             raise Unavailable("too many images are waiting to be decoded; retry later")
-        future = self.preprocess_pool.submit(load_probed, probed, job.target.config.input)
+        future = self.preprocess_pool.submit(decode, probed, job.target.config.input)
         future.add_done_callback(self._backlog.release)
         decoding = asyncio.wrap_future(future)
         try:
