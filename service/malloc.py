@@ -25,6 +25,7 @@ under another C library, nothing changes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 from collections.abc import Mapping
@@ -43,7 +44,9 @@ def environment_decides(environ: Mapping[str, str]) -> bool:
     )
 
 
+@functools.cache
 def glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (``libc_ver`` reads the Python binary: once)."""
     return ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
 
 
