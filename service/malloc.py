@@ -9,8 +9,8 @@ Measured on 2 cores (se_resnet_sagan, batch 16, c=64, 2026-12-02): 428 minor fau
 core-ms of kernel time per image in the inference threads, a tenth of the server's CPU. With
 the mmap threshold at glibc's ceiling (32 MiB) and trimming only past 256 MiB free, a pass
 mostly reuses the last one's memory: 0.1-56 faults per image in most runs, about 200 in some
-(a thread's arena still unmaps a secondary heap that empties, whatever the thresholds), and
-178-191 -> 191-215 req/s. The mmap threshold alone (1180 faults per image), trimming alone
+(likely a thread's arena unmapping a secondary heap that empties, which no threshold governs),
+and 178-191 -> 191-215 req/s. The mmap threshold alone (1180 faults per image), trimming alone
 (3600) or trimming past 64 MiB (410) are no better than the defaults. The main thread's arena,
 where part 1's forward-only figures run, faulted 0 times either way.
 
