@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from bench.limit import MAX_PIXELS, ROUNDS, WARMUP_CALLS
-from bench.pipeline_processes import inference_processes
+from bench.pipeline_processes import forward_top_k, inference_processes
 from models.repository.config import ModelConfig
 from service.imaging import load_for_model
 
@@ -44,12 +44,6 @@ class PipelineCell:
     layout: str
     batch: int
     images_per_s: float  # the best round's
-
-
-def forward_top_k(model: torch.jit.ScriptModule, tensors: list[torch.Tensor]) -> None:
-    with torch.inference_mode():
-        logits = model(torch.stack(tensors))
-        torch.topk(torch.softmax(logits, dim=1), min(TOP_K, logits.shape[1]))
 
 
 def batches(
@@ -98,12 +92,12 @@ def images_per_s(
         torch.set_num_threads(threads_per_worker)  # this thread's own OpenMP team
         next_batch = batches(decode, batch, pool)
         for _ in range(WARMUP_CALLS):
-            forward_top_k(model, next_batch())
+            forward_top_k(model, torch.stack(next_batch()), TOP_K)
         start.wait()
         began = time.perf_counter()
         images = 0
         while time.perf_counter() - began < seconds or images == 0:
-            forward_top_k(model, next_batch())
+            forward_top_k(model, torch.stack(next_batch()), TOP_K)
             images += batch
             finished[index] = (images, time.perf_counter() - began)
 

@@ -36,6 +36,7 @@ READY_TIMEOUT_S = 120.0
 
 
 def forward_top_k(model: torch.jit.ScriptModule, batch: torch.Tensor, top_k: int) -> None:
+    """The compute of one pipeline batch, in every layout: forward, softmax, top-k."""
     with torch.inference_mode():
         logits = model(batch)
         torch.topk(torch.softmax(logits, dim=1), min(top_k, logits.shape[1]))
