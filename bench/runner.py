@@ -23,6 +23,7 @@ from bench import fixtures, goals, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.machine import Machine
 from bench.parts import (
+    ServerCells,
     log,
     part_foreign,
     part_limit,
@@ -99,11 +100,7 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
     torch.set_num_threads(servers.TORCH_THREADS)
     started = time.monotonic()
     sections: list[str] = []
-    service: list[scenarios.Cell] = []
-    base: list[scenarios.Cell] = []
-    peers: list[scenarios.Cell] = []
-    peers_note: str | None = None
-    costs: list[scenarios.Cell] = []
+    cells = ServerCells()
     tail_sections: list[str] = []
     reference = report.Reference()
     limits = (config.run_s, config.warmup_s, config.max_requests)
@@ -121,18 +118,22 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
         rate = open_rate(config, reference)
         if parts & {"service", "costs", "baseline", "peers"}:
             cells = part_servers(config, parts, repo, work, (jpeg, seg_jpeg), rate, limits)
-            service, base, peers, costs = cells.service, cells.base, cells.peers, cells.costs
-            peers_note = cells.peers_note
         if "foreign" in parts:
             tail_sections = part_foreign(repo, config, reference, work, jpeg, limits)
         if "slo" in parts:
             tail_sections += part_slo(repo, config, work, jpeg, limits, log)
-        if reference.best_batch and (service or base or peers or costs):
+        if reference.best_batch and (cells.service or cells.base or cells.peers or cells.costs):
             text, reference = remeasure(repo, config, reference)
             sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
     sections += result_sections(
-        service, base, peers, costs, reference, peers_note, target=config.target
+        cells.service,
+        cells.base,
+        cells.peers,
+        cells.costs,
+        reference,
+        cells.peers_note,
+        target=config.target,
     )
     sections += tail_sections
     header = [
