@@ -21,6 +21,7 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     limit_cell_s: float = 3.0  # per batch size (and the cap: a larger size stops the sweep)
     demo_limit_cell_s: float = 0.9
+    reference_cell_s: float = 2.0  # per figure, in each round of parts 2-3 (bench/references.py)
     # parts 2-4
     concurrencies: tuple[int, ...] = (1, 8, 32, 64)
     baseline_concurrencies: tuple[int, ...] = (1, 32, 64)  # as the peers: room for part 1's layouts
@@ -50,6 +51,7 @@ class BenchConfig:
             batch_sizes=(1, 4, 16),
             limit_cell_s=0.3,
             demo_limit_cell_s=0.2,
+            reference_cell_s=0.2,
             concurrencies=(1, 8),
             baseline_concurrencies=(1, 8),
             peer_concurrencies=(1, 8),

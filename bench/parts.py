@@ -1,5 +1,5 @@
-"""Each part's measurements: part 1 in-process (and again after the load runs), the plans
-of the load runs, the servers side by side, and the foreign-load part. :mod:`bench.runner`
+"""Each part's measurements: part 1 in-process, the plans of the load runs, the servers side
+by side (with the in-process references' rounds), and the foreign-load part. :mod:`bench.runner`
 calls them in order and assembles the report."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from bench import fixtures, foreign, limit, pipeline, report, scenarios, servers
 from bench.config import BenchConfig
 from bench.peers import PEERS, Peer
+from bench.references import ReferenceRounds
 from bench.scenarios import Load, Scenario, grpc_infer, predict, upload, v2_infer
 from bench.side_by_side import Entry, continued, lineup, run_side_by_side
 from models.repository.layout import model_dir
@@ -77,48 +78,6 @@ def part_limit(repo: Path, config: BenchConfig) -> tuple[list[str], report.Refer
         report.pipeline_table(layouts),
     ]
     return text, reference
-
-
-def remeasure(
-    repo: Path, config: BenchConfig, first: report.Reference
-) -> tuple[list[str], report.Reference]:
-    """The target's best batch size and single image again, after the load runs; the better
-    figure of the two is kept, so a neighbour's burst during part 1 cannot flatter the ratios."""
-    log(f"# part 1 again: {config.target} batch {first.best_batch}, one image, the pipeline")
-    cells, single = measure_model(repo, config.target, config, (first.best_batch,))
-    layouts = measure_pipeline(repo, config, first.best_batch)
-    limit_cell = pipeline.best_layout(layouts)
-    again = report.Reference(
-        cells[0].images_per_s,
-        first.best_batch,
-        single.total_ms,
-        limit_cell.images_per_s,
-        limit_cell.layout,
-    )
-    pipeline_kept = max(first, again, key=lambda r: r.pipeline_images_per_s)
-    kept = report.Reference(
-        max(first.best_images_per_s, again.best_images_per_s),
-        first.best_batch,
-        min(first.single_total_ms, again.single_total_ms),
-        pipeline_kept.pipeline_images_per_s,
-        pipeline_kept.pipeline_layout,
-    )
-    rows = [
-        [
-            what,
-            f"{report.fmt(a.best_images_per_s)} img/s",
-            f"{report.fmt(a.single_total_ms, 2)} ms",
-            f"{report.fmt(a.pipeline_images_per_s)} img/s ({a.pipeline_layout})",
-        ]
-        for what, a in (("part 1", first), ("after the load runs", again), ("kept", kept))
-    ]
-    header = ["when", "best batch throughput", "1 image incl. decode", "pipeline limit"]
-    text = [
-        f"The reference for the goals: {config.target} in-process at batch {first.best_batch}, "
-        "one image incl. decode and the whole pipeline, measured before and after the load runs.",
-        report.table(header, rows),
-    ]
-    return text, kept
 
 
 def repeats_for(config: BenchConfig, concurrency: int) -> int:
@@ -224,10 +183,12 @@ def part_servers(
     jpegs: tuple[bytes, bytes],
     rate: float,
     limits: tuple,
+    references: ReferenceRounds | None = None,
 ) -> ServerCells:
     """Parts 2-3 side by side (:mod:`bench.side_by_side`): attnserve, the baseline and every
-    installed peer, started once and taking turns; then part 4, the costs, on attnserve alone.
-    ``jpegs``: the target's and the segmenter's request images."""
+    installed peer, started once and taking turns, with ``references`` measured at the end of
+    every round; then part 4, the costs, on attnserve alone. ``jpegs``: the target's and the
+    segmenter's request images."""
     jpeg, seg_jpeg = jpegs
     result = ServerCells()
     target_dir = model_dir(repo, config.target)
@@ -251,7 +212,8 @@ def part_servers(
         if entries:
             names = ", ".join(entry.server.name for entry in entries)
             log(f"# parts 2-3 side by side, taking turns: {names}")
-        cells = run_side_by_side(entries, *limits, log)
+        after_round = references.measure if references is not None else None
+        cells = run_side_by_side(entries, *limits, log, after_round)
         for entry, entry_cells in zip(entries, cells, strict=True):
             if entry.server is service:
                 result.service = entry_cells

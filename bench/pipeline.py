@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -128,25 +128,45 @@ def measure_pipeline(
     best round (a neighbour's burst only ever slows a round down). ``model_file`` (the file
     ``model`` was loaded from) adds the process layout, where this process may use a CPU per
     thread; its processes start once and serve every round."""
-    seconds = cell_s / rounds
-    layouts: dict[str, Callable[[], float]] = {}
-    for name, layout in thread_layouts(threads).items():
-        layouts[name] = lambda layout=layout: images_per_s(
-            model, config, jpeg, batch, layout, seconds
-        )
     with ExitStack() as stack:
-        if model_file is not None and 1 < threads <= len(os.sched_getaffinity(0)):
-            decode = decoder(config, jpeg)
-            processes = stack.enter_context(
-                inference_processes(model_file, decode, batch, threads, TOP_K)
-            )
-            name = f"{threads} processes x 1 thread, pinned, {threads} decode threads"
-            layouts[name] = lambda: processes.images_per_s(seconds)
+        layouts = layout_runs(stack, model, config, jpeg, batch, threads, cell_s / rounds,
+                              model_file)  # fmt: skip
         figures: dict[str, list[float]] = {name: [] for name in layouts}
         for _ in range(rounds):
             for name, measure in layouts.items():
                 figures[name].append(measure())
     return [PipelineCell(name, batch, max(runs)) for name, runs in figures.items()]
+
+
+def layout_runs(
+    stack: ExitStack,
+    model: torch.jit.ScriptModule,
+    config: ModelConfig,
+    jpeg: bytes,
+    batch: int,
+    threads: int,
+    seconds: float,
+    model_file: Path | None = None,
+    names: Collection[str] | None = None,
+) -> dict[str, Callable[[], float]]:
+    """Per layout (only ``names``, when given), a call that measures it for ``seconds`` and
+    gives its images/s. The process layout's processes (with ``model_file``) start here and
+    stop with ``stack``."""
+    runs: dict[str, Callable[[], float]] = {}
+    for name, layout in thread_layouts(threads).items():
+        if names is None or name in names:
+            runs[name] = lambda layout=layout: images_per_s(
+                model, config, jpeg, batch, layout, seconds
+            )
+    name = f"{threads} processes x 1 thread, pinned, {threads} decode threads"
+    fits = model_file is not None and 1 < threads <= len(os.sched_getaffinity(0))
+    if fits and (names is None or name in names):
+        decode = decoder(config, jpeg)
+        processes = stack.enter_context(
+            inference_processes(model_file, decode, batch, threads, TOP_K)
+        )
+        runs[name] = lambda: processes.images_per_s(seconds)
+    return runs
 
 
 def thread_layouts(threads: int) -> dict[str, tuple[int, int, int]]:

@@ -2,8 +2,8 @@
 
 Part 1 runs first in this process, with no server alive; the servers then run side by side,
 taking turns (:mod:`bench.side_by_side`), and the foreign-load and latency-target parts last.
-After the load runs, the target's reference figures are measured again, and the better of the
-two measurements is what the goals are judged against (the stricter ceiling on a noisy machine).
+The target's reference figures take their turn at the end of every round of the servers' runs,
+and the goals are judged against their medians (:mod:`bench.references` says why).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -28,9 +29,9 @@ from bench.parts import (
     part_foreign,
     part_limit,
     part_servers,
-    remeasure,
 )
 from bench.peers import PEERS
+from bench.references import ReferenceRounds
 from bench.slo import part_slo
 
 
@@ -117,14 +118,22 @@ def run(config: BenchConfig, parts: set[str], demo_repo: Path, quick: bool) -> s
             sections += text
         rate = open_rate(config, reference)
         if parts & {"service", "costs", "baseline", "peers"}:
-            cells = part_servers(config, parts, repo, work, (jpeg, seg_jpeg), rate, limits)
+            with ExitStack() as stack:
+                rounds = (
+                    ReferenceRounds(stack, repo, config, reference)
+                    if reference.best_batch
+                    else None
+                )
+                cells = part_servers(
+                    config, parts, repo, work, (jpeg, seg_jpeg), rate, limits, rounds
+                )
+            if rounds is not None:
+                reference = rounds.kept()
+                sections += rounds.section()
         if "foreign" in parts:
             tail_sections = part_foreign(repo, config, reference, work, jpeg, limits)
         if "slo" in parts:
             tail_sections += part_slo(repo, config, work, jpeg, limits, log)
-        if reference.best_batch and (cells.service or cells.base or cells.peers or cells.costs):
-            text, reference = remeasure(repo, config, reference)
-            sections += text
         settings = settings_rows(config, repo, jpeg, quick, rate)
     sections += result_sections(
         cells.service,
@@ -160,7 +169,8 @@ def result_sections(
         sections.append("## 2-3. The service and the baseline under load")
     if service or base or peers:
         sections += [
-            "Ratios divide by the kept in-process reference of the same model.",
+            "Ratios divide by the in-process reference of the same model: the median of its "
+            "rounds (above).",
             report.load_table(service + base + peers, reference),
         ]
     if peers_note:

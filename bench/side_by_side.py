@@ -74,11 +74,13 @@ def run_side_by_side(
     warmup_s: float,
     max_requests: int,
     log: Callable[[str], None],
+    after_round: Callable[[], None] | None = None,
 ) -> list[list[Cell]]:
     """Each entry's plan, (scenario, load, repeats) as for ``run_cells``, with the servers
     taking turns: in every round, each load (in the order the plans name them) runs on every
-    server that has it before the next load starts. The cells come back per entry, in plan
-    order."""
+    server that has it before the next load starts. ``after_round`` runs at the end of each
+    round, while every server is stopped (the in-process references' turn). The cells come
+    back per entry, in plan order."""
     cells = [plan_cells(entry.server, entry.plan) for entry in entries]
     rounds = max((repeats for entry in entries for _, _, repeats in entry.plan), default=0)
     labels = dict.fromkeys(load.label for entry in entries for _, load, _ in entry.plan)
@@ -91,4 +93,6 @@ def run_side_by_side(
                         continue
                     with continued(entry.server) as server:
                         run_into(cell, server, load, *limits, entry.scrape, log)
+        if after_round is not None:
+            after_round()
     return cells

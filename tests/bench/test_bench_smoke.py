@@ -69,7 +69,9 @@ def test_every_part_prints_its_table(
     layouts = header_of(text, "layout (threads x torch threads each)", "batch")
     assert layouts[2] == "images/s"
     assert "| 1 x 2 threads |" in text and "| 2 x 1 thread |" in text  # the bench's 2 threads
-    assert "pipeline limit" in header_of(text, "when", "best batch throughput")
+    assert "1 image incl. decode" in header_of(text, "when", "batch 2 forward")
+    (first_round,) = (row[1:] for row in rows_of(text, "after round 1"))  # TINY: one round
+    assert [row[1:] for row in rows_of(text, "kept: the median of the rounds")] == [first_round]
     load = header_of(text, "server", "request")
     assert {
         "req/s median (range)",

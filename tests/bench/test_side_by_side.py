@@ -1,6 +1,7 @@
 """Parts 2-3 side by side, against two real stub servers: the admitted servers stay stopped
-except for their own runs, the loads take turns across the servers round by round, and the
-servers can be stopped at the end."""
+except for their own runs, the loads take turns across the servers round by round, the
+in-process references get a turn after every round with every server stopped, and the servers
+can be stopped at the end."""
 
 from __future__ import annotations
 
@@ -74,7 +75,13 @@ def test_the_loads_take_turns_across_the_servers_round_by_round(tmp_path: Path) 
             Entry(first, [(GET, one, 2), (GET, two, 1)], False),
             Entry(second, [(GET, two, 2)], False),
         ]
-        cells = run_side_by_side(entries, 0.2, 0.05, 1_000, lines.append)
+        during_turns: list[set[str]] = []  # the servers' states at each reference turn
+
+        def reference_turn() -> None:
+            during_turns.append(states(first) | states(second))
+
+        cells = run_side_by_side(entries, 0.2, 0.05, 1_000, lines.append, reference_turn)
+    assert during_turns == [{"T"}, {"T"}]  # once per round, every server stopped
     order = [(line.split()[1], line.split()[3]) for line in lines]
     assert order == [
         ("first", "c=1"), ("first", "c=2"), ("second", "c=2"),  # round 1
